@@ -1,0 +1,91 @@
+"""Trilinear upsampling of layer maps and per-sample max normalization.
+
+Both are used by every layer rule of :mod:`captum_3dcam.attribution` and are public so that
+users can bring their own maps to the input's resolution the same way.
+"""
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["upsample_to", "normalize_max", "check_size"]
+
+
+def check_size(size, name: str = "size") -> Tuple[int, int, int]:
+    """Validate a ``(T, H, W)`` size: three positive integers.
+
+    Raises:
+        TypeError: ``size`` is not a sequence of three integers.
+        ValueError: an entry is not positive.
+    """
+    if isinstance(size, torch.Size):
+        size = tuple(size)
+    if not isinstance(size, Sequence) or isinstance(size, (str, bytes)) or len(size) != 3:
+        raise TypeError(f"{name}: expected a sequence of 3 ints (T, H, W), got {size!r}")
+    out = []
+    for s in size:
+        if isinstance(s, bool) or not isinstance(s, int):
+            if isinstance(s, Tensor) and s.numel() == 1 and not s.is_floating_point():
+                s = int(s.item())
+            else:
+                raise TypeError(f"{name}: expected ints (T, H, W), got {size!r}")
+        if s <= 0:
+            raise ValueError(f"{name}: expected positive sizes (T, H, W), got {tuple(size)}")
+        out.append(int(s))
+    return tuple(out)
+
+
+def upsample_to(x: Tensor, size: Sequence[int]) -> Tensor:
+    r"""Trilinearly interpolate a 5-D map to ``size``.
+
+    .. math::
+        \uparrow x = \mathrm{interpolate}(x, (T, H, W), \text{mode}=\text{trilinear},
+        \text{align\_corners}=\text{False})
+
+    A map already at ``size`` is returned as it is (no copy).
+
+    Args:
+        x: maps of shape ``(N, C, t, h, w)``.
+        size: target ``(T, H, W)``.
+
+    Shape:
+        - x: :math:`(N, C, t, h, w)`
+        - output: :math:`(N, C, T, H, W)`
+
+    Example:
+        >>> upsample_to(torch.ones(2, 1, 2, 7, 7), (16, 224, 224)).shape
+        torch.Size([2, 1, 16, 224, 224])
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 5:
+        raise ValueError(f"x: expected a 5-D tensor (N, C, t, h, w), got shape {tuple(x.shape)}")
+    size = check_size(size)
+    if tuple(x.shape[2:]) == size:
+        return x
+    if not x.is_floating_point():
+        x = x.float()
+    return F.interpolate(x, size=size, mode="trilinear", align_corners=False)
+
+
+def normalize_max(x: Tensor) -> Tensor:
+    r"""Divide each sample's map by its maximum over ``(T, H, W)``.
+
+    .. math::
+        \mathrm{nrm}(x)_n = \frac{x_n}{\max_{t,h,w} x_n} \quad \text{if } \max x_n > 0,
+        \qquad 0 \text{ otherwise}
+
+    A map with no positive value (all zero, or all negative) becomes all zero: never NaN, and
+    never a sign flip from dividing by a negative maximum.
+
+    Shape:
+        - x: :math:`(N, C, T, H, W)`; the maximum is taken per ``(n, c)``.
+        - output: same as ``x``.
+    """
+    if x.dim() != 5:
+        raise ValueError(f"x: expected a 5-D tensor (N, C, T, H, W), got shape {tuple(x.shape)}")
+    peak = x.amax(dim=(2, 3, 4), keepdim=True)
+    positive = peak > 0
+    safe = torch.where(positive, peak, torch.ones_like(peak))
+    return torch.where(positive, x / safe, torch.zeros_like(x))
