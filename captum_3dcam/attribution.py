@@ -50,6 +50,13 @@ def _device_order(forward_func, device_ids) -> dict:
     return order
 
 
+def _join(pieces: List[Tensor], device: torch.device) -> Tensor:
+    """One tensor on ``device`` from per-device pieces (no copy for a single piece there)."""
+    if len(pieces) == 1:
+        return pieces[0].to(device)
+    return torch.cat([p.to(device) for p in pieces])
+
+
 class LayerwiseGlobalLocal3DCam(GradientAttribution):
     r"""Global-local 3DCam over any list of layers of a 3D CNN (Yudistira et al., eq. 1-3).
 
@@ -160,11 +167,19 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
         activations, gradients = self._activations_and_gradients(
             all_inputs, clip, target, extra, attribute_to_layer_input
         )
-        maps = [
-            layer_map(A, G, size, layer_rule, self.counterfactual, normalize_layers)
-            for A, G in zip(activations, gradients)
-        ]
-        del activations, gradients
+        maps, running = [], None
+        for k in range(len(activations)):
+            m = layer_map(
+                activations[k], gradients[k], size, layer_rule, self.counterfactual, normalize_layers
+            )
+            activations[k] = gradients[k] = None  # free each layer as soon as it is used
+            if return_layer_maps or aggregation not in ("sum", "mean"):
+                maps.append(m)
+            else:  # running sum: one full-size map in memory, not K
+                running = m if running is None else running.add_(m)
+        if running is not None:
+            maps = [running / len(activations) if aggregation == "mean" else running]
+            aggregation = "sum"
         result = aggregate(maps, aggregation).to(device=clip.device, dtype=clip.dtype)
         if return_layer_maps:
             return result, [m.to(device=clip.device, dtype=clip.dtype) for m in maps]
@@ -193,8 +208,8 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
         for tensors in per_layer:
             pieces = range(pos, pos + len(tensors))
             pos += len(tensors)
-            activations.append(torch.cat([flat[i].detach().to(clip.device) for i in pieces]))
-            gradients.append(torch.cat([grads[i].to(clip.device) for i in pieces]))
+            activations.append(_join([flat[i].detach() for i in pieces], clip.device))
+            gradients.append(_join([grads[i] for i in pieces], clip.device))
         return activations, gradients
 
 

@@ -30,32 +30,34 @@ from typing import Callable, Dict, List, Sequence
 import torch
 from torch import Tensor
 
-from .upsample import normalize_max, upsample_to
+from .upsample import inverse_max, upsample_to
 
 __all__ = ["LAYER_RULES", "AGGREGATIONS", "layer_map", "aggregate"]
 
 
-def _identity(x: Tensor) -> Tensor:
-    return x
+def _rule_3dcam(A: Tensor, G: Tensor, size, sign: float, normalize: bool) -> Tensor:
+    # beta and alpha share one upsampling call: (N, 2, T_k, H_k, W_k) -> (N, 2, T, H, W)
+    pair = torch.cat([sign * G.sum(dim=1, keepdim=True), A.sum(dim=1, keepdim=True)], dim=1)
+    up = upsample_to(pair, size)
+    up = torch.relu(up) if up is pair else up.relu_()
+    beta, alpha = up[:, :1], up[:, 1:]
+    cam = beta * alpha
+    if normalize:  # nrm(b) * nrm(a) = b * a * (1/max b) * (1/max a): one full-size multiply
+        cam.mul_(inverse_max(beta) * inverse_max(alpha))
+    return cam
 
 
-def _rule_3dcam(A: Tensor, G: Tensor, size, sign: float, nrm: Callable) -> Tensor:
-    beta = sign * G.sum(dim=1, keepdim=True)
-    alpha = A.sum(dim=1, keepdim=True)
-    beta = nrm(torch.relu(upsample_to(beta, size)))
-    alpha = nrm(torch.relu(upsample_to(alpha, size)))
-    return beta * alpha
-
-
-def _rule_gradcam(A: Tensor, G: Tensor, size, sign: float, nrm: Callable) -> Tensor:
+def _rule_gradcam(A: Tensor, G: Tensor, size, sign: float, normalize: bool) -> Tensor:
     weights = sign * G.mean(dim=(2, 3, 4), keepdim=True)
     cam = torch.relu((weights * A).sum(dim=1, keepdim=True))
-    return nrm(upsample_to(cam, size))
+    cam = upsample_to(cam, size)
+    return cam * inverse_max(cam) if normalize else cam
 
 
-def _rule_layercam(A: Tensor, G: Tensor, size, sign: float, nrm: Callable) -> Tensor:
+def _rule_layercam(A: Tensor, G: Tensor, size, sign: float, normalize: bool) -> Tensor:
     cam = (torch.relu(sign * G) * A).sum(dim=1, keepdim=True)
-    return nrm(upsample_to(cam, size))
+    cam = upsample_to(cam, size)
+    return cam * inverse_max(cam) if normalize else cam
 
 
 LAYER_RULES: Dict[str, Callable] = {
@@ -100,8 +102,7 @@ def layer_map(
     A = activation.float()
     G = gradient.float()
     sign = -1.0 if counterfactual else 1.0
-    nrm = normalize_max if normalize else _identity
-    return LAYER_RULES[rule](A, G, tuple(size), sign, nrm)
+    return LAYER_RULES[rule](A, G, tuple(size), sign, normalize)
 
 
 def aggregate(maps: List[Tensor], aggregation: str = "sum") -> Tensor:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["upsample_to", "normalize_max", "check_size"]
+__all__ = ["upsample_to", "normalize_max", "inverse_max", "check_size"]
 
 
 def check_size(size, name: str = "size") -> Tuple[int, int, int]:
@@ -85,7 +85,16 @@ def normalize_max(x: Tensor) -> Tensor:
     """
     if x.dim() != 5:
         raise ValueError(f"x: expected a 5-D tensor (N, C, T, H, W), got shape {tuple(x.shape)}")
+    return x * inverse_max(x)
+
+
+def inverse_max(x: Tensor) -> Tensor:
+    """``1 / max`` over ``(T, H, W)`` per ``(n, c)`` where the maximum is positive, else 0.
+
+    Shape:
+        - x: :math:`(N, C, T, H, W)`
+        - output: :math:`(N, C, 1, 1, 1)`
+    """
     peak = x.amax(dim=(2, 3, 4), keepdim=True)
     positive = peak > 0
-    safe = torch.where(positive, peak, torch.ones_like(peak))
-    return torch.where(positive, x / safe, torch.zeros_like(x))
+    return torch.where(positive, 1.0 / torch.where(positive, peak, torch.ones_like(peak)), 0.0)
