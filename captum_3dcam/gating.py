@@ -1,0 +1,406 @@
+"""Layer-wise attention gating (paper section 3.5, Tables 6-7): classifiers on intermediate layers.
+
+A *gate* reads the activation ``A_k`` of a selected layer ``k`` of a 3D CNN and turns it into class
+logits; the gated classifier adds the gates' logits to the backbone's own::
+
+    g_k(A_k) = W_k flatten(avgpool_{(T_k', 1, 1)}(relu(A_k))) + b_k,   T_k' = T_k // t
+    y        = y_backbone + sum_k g_k(A_k)
+
+``t`` is the temporal factor (2 in the paper): time is kept at ``T_k / t`` steps, space is pooled
+entirely. The paper's text also pools the channels (``B x T/t x 1 x 1 x 1`` before the fc layer);
+``channel_pool=True`` does that literally (then ``g_k`` sees only ``T_k'`` numbers).
+
+The gates are attached with forward hooks that exist only while :meth:`LayerwiseGatedClassifier.
+forward` runs (registered and removed in ``try/finally``): the backbone module is never edited, no
+hook outlives a call, ``copy.deepcopy``, pickling and ``state_dict`` behave as for any module.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["LayerGate", "LayerwiseGatedClassifier", "PAPER_GATE_LAYERS"]
+
+#: The layers the paper gates (section 4, "Models"), by backbone family.
+PAPER_GATE_LAYERS: Dict[str, Tuple[str, ...]] = {
+    "i3d": ("Mixed_3c", "Mixed_4f", "Mixed_5c"),
+    "resnext3d": ("conv1", "layer1", "layer2", "layer3", "layer4"),
+}
+
+LayerSpec = Union[str, nn.Module]
+
+
+class LayerGate(nn.Module):
+    """One gate: ReLU, average-pool to ``(T', 1, 1)``, flatten, Linear.
+
+    ``g(A) = W flatten(avgpool_{(T', 1, 1)}(relu(A))) + b``. With ``channel_pool=True`` the channels
+    are averaged too (the paper's literal ``B x T/t x 1 x 1 x 1``), so ``W`` is ``(num_classes, T')``.
+
+    The pooling is adaptive (``torch.nn.functional.adaptive_avg_pool3d``): a clip of another length
+    still gives ``T'`` time steps, so a gated model trained on 16-frame clips also runs on 32-frame
+    ones; where ``T'`` does not divide ``T_k`` neighbouring time windows may share a frame.
+
+    Args:
+        in_channels: ``C_k``, channels of the layer's activation.
+        temporal_size: ``T'``, time steps kept by the pooling (>= 1).
+        num_classes: number of logits.
+        channel_pool: also average over channels (the paper's literal text).
+
+    Shape:
+        input ``(N, C_k, T_k, H_k, W_k)``; output ``(N, num_classes)``.
+        ``fc.in_features`` is ``C_k * T'`` (or ``T'`` with ``channel_pool``).
+    """
+
+    def __init__(
+        self, in_channels: int, temporal_size: int, num_classes: int, channel_pool: bool = False
+    ) -> None:
+        super().__init__()
+        if temporal_size < 1:
+            raise ValueError(f"temporal_size: expected an int >= 1, got {temporal_size}")
+        self.in_channels = int(in_channels)
+        self.temporal_size = int(temporal_size)
+        self.channel_pool = bool(channel_pool)
+        features = self.temporal_size * (1 if self.channel_pool else self.in_channels)
+        self.fc = nn.Linear(features, num_classes)
+
+    def forward(self, activation: torch.Tensor) -> torch.Tensor:
+        if activation.dim() != 5:
+            raise ValueError(
+                "activation: expected a 5-D tensor (N, C, T, H, W), "
+                f"got shape {tuple(activation.shape)}"
+            )
+        pooled = F.adaptive_avg_pool3d(F.relu(activation), (self.temporal_size, 1, 1))
+        if self.channel_pool:
+            pooled = pooled.mean(dim=1, keepdim=True)
+        return self.fc(torch.flatten(pooled, 1))
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_channels={self.in_channels}, temporal_size={self.temporal_size}, "
+            f"channel_pool={self.channel_pool}"
+        )
+
+
+class LayerwiseGatedClassifier(nn.Module):
+    """A 3D CNN with gated classifiers on intermediate layers; the logits are summed.
+
+    ``y = y_backbone + sum_k g_k(A_k)`` (or ``sum_k g_k(A_k)`` alone with
+    ``include_backbone_logits=False``), where ``A_k`` is the output of ``layers[k]`` and ``g_k`` a
+    :class:`LayerGate` (ReLU, average pool to ``(T_k // temporal_factor, 1, 1)``, flatten, Linear).
+
+    The gates' input sizes are found at construction by one dry forward pass of the backbone on
+    ``example_input`` (or zeros of ``input_shape``), in eval mode and without gradients, so the gates
+    are ordinary ``nn.Linear`` layers: an optimizer can be created at once and ``state_dict`` /
+    ``load_state_dict`` round-trip between two instances built the same way. The backbone's training
+    flag is restored after the dry run; its BatchNorm statistics are untouched (eval mode).
+
+    The backbone becomes the submodule ``backbone`` (the same object, not a copy). Its gates live in
+    ``gates`` (an ``nn.ModuleList`` in the order of ``layers``). Hooks are registered on the backbone
+    only for the duration of a forward call and removed in ``finally``.
+
+    Args:
+        backbone: a 3D CNN whose ``forward`` returns ``(N, num_classes)`` logits.
+        layers: the layers to gate: modules of ``backbone`` or their dotted names
+            (``"Mixed_4f"``, ``"layer3.1.conv2"``), in any order; each must run exactly once per
+            forward and output ``(N, C_k, T_k, H_k, W_k)``.
+        num_classes: number of classes; must equal the backbone's output width.
+        temporal_factor: ``t``, the gates keep ``T_k // t`` time steps (2 in the paper).
+        input_shape: ``(C, T, H, W)`` of one clip, for the dry run (or pass ``example_input``).
+        example_input: a clip batch ``(N, C, T, H, W)`` for the dry run (or pass ``input_shape``).
+        channel_pool: the paper's literal pooling: average the channels too, so each gate sees only
+            ``T_k // t`` numbers. Default ``False`` (keep channels: ``C_k * T_k // t`` features).
+        include_backbone_logits: add the backbone's logits to the gates' (default ``True``, the
+            paper's sum). ``False``: the output is the sum of the gates' logits alone.
+        freeze_backbone: train only the gates. This *explicitly changes the backbone*: it sets
+            ``requires_grad=False`` on every backbone parameter (the previous flags are kept and
+            restored by ``set_backbone_frozen(False)``) and keeps the backbone in eval mode, so
+            ``.train()`` updates neither its weights nor its BatchNorm statistics. Default ``False``:
+            the backbone's ``requires_grad`` flags are never touched.
+        clamp_temporal: a layer with ``T_k < temporal_factor`` keeps ``1`` time step (``True``,
+            default, which the paper's ResNeXt needs: its ``layer4`` has ``T_k = 1`` on 16-frame
+            clips) or raises ``ValueError`` (``False``). The kept sizes are in ``temporal_sizes``.
+
+    Attributes:
+        layer_names: dotted names of the gated layers inside ``backbone``.
+        gated_layers: the gated modules themselves (the layers to explain with 3DCam).
+        temporal_sizes: ``T_k // t`` (clamped) per gate.
+        in_channels: ``C_k`` per gate.
+
+    Shape:
+        input ``(N, C, T, H, W)``; output ``(N, num_classes)``. With ``return_gate_logits=True``:
+        ``(logits, [gate_logits_1, ..., gate_logits_K], backbone_logits)``, each ``(N, num_classes)``.
+
+    Example:
+        >>> from captum_3dcam.models.small import Small3DCNN
+        >>> backbone = Small3DCNN(num_classes=5)
+        >>> model = LayerwiseGatedClassifier(backbone, ["conv2", "conv3", "conv4"], 5,
+        ...                                  input_shape=(3, 16, 64, 64))
+        >>> logits, gate_logits, backbone_logits = model(torch.randn(2, 3, 16, 64, 64),
+        ...                                              return_gate_logits=True)
+        >>> logits.shape, len(gate_logits)
+        (torch.Size([2, 5]), 3)
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        layers: Union[LayerSpec, Sequence[LayerSpec]],
+        num_classes: int,
+        temporal_factor: int = 2,
+        *,
+        input_shape: Optional[Sequence[int]] = None,
+        example_input: Optional[torch.Tensor] = None,
+        channel_pool: bool = False,
+        include_backbone_logits: bool = True,
+        freeze_backbone: bool = False,
+        clamp_temporal: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(backbone, nn.Module):
+            raise TypeError(f"backbone: expected a torch.nn.Module, got {type(backbone).__name__}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes: expected an int >= 1, got {num_classes!r}")
+        if (
+            isinstance(temporal_factor, bool)
+            or not isinstance(temporal_factor, int)
+            or temporal_factor < 1
+        ):
+            raise ValueError(f"temporal_factor: expected an int >= 1, got {temporal_factor!r}")
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.temporal_factor = temporal_factor
+        self.channel_pool = bool(channel_pool)
+        self.include_backbone_logits = bool(include_backbone_logits)
+        self.layer_names: List[str] = _resolve_layer_names(backbone, layers)
+
+        example = _example_batch(backbone, input_shape, example_input)
+        shapes = self._dry_run(example)
+        self.in_channels: List[int] = [s[1] for s in shapes]
+        self.temporal_sizes: List[int] = []
+        for name, shape in zip(self.layer_names, shapes):
+            t_k = shape[2]
+            if t_k < temporal_factor and not clamp_temporal:
+                raise ValueError(
+                    f"layers: layer {name!r} has temporal size T_k={t_k} < temporal_factor="
+                    f"{temporal_factor} for input {tuple(example.shape)}; use a longer clip, a "
+                    "smaller temporal_factor, or clamp_temporal=True (keeps 1 time step)"
+                )
+            self.temporal_sizes.append(max(t_k // temporal_factor, 1))
+        device, dtype = _param_device_dtype(backbone, example)
+        self.gates = nn.ModuleList(
+            LayerGate(c, t, num_classes, self.channel_pool).to(device=device, dtype=dtype)
+            for c, t in zip(self.in_channels, self.temporal_sizes)
+        )
+        self._saved_requires_grad: Optional[List[bool]] = None
+        self.backbone_frozen = False
+        if freeze_backbone:
+            self.set_backbone_frozen(True)
+
+    # ------------------------------------------------------------------ freezing
+    def set_backbone_frozen(self, frozen: bool = True) -> "LayerwiseGatedClassifier":
+        """Freeze (``requires_grad=False``, eval mode) or unfreeze the backbone.
+
+        Unfreezing restores the ``requires_grad`` flags the parameters had before freezing and the
+        module's current training mode. Returns ``self``.
+        """
+        params = list(self.backbone.parameters())
+        if frozen and not self.backbone_frozen:
+            self._saved_requires_grad = [p.requires_grad for p in params]
+            for p in params:
+                p.requires_grad_(False)
+            self.backbone.eval()
+        elif not frozen and self.backbone_frozen:
+            saved = self._saved_requires_grad or [True] * len(params)
+            for p, flag in zip(params, saved):
+                p.requires_grad_(flag)
+            self._saved_requires_grad = None
+            self.backbone.train(self.training)
+        self.backbone_frozen = bool(frozen)
+        return self
+
+    def train(self, mode: bool = True) -> "LayerwiseGatedClassifier":
+        super().train(mode)
+        if self.backbone_frozen:
+            self.backbone.eval()
+        return self
+
+    @property
+    def gated_layers(self) -> List[nn.Module]:
+        """The gated modules of ``backbone``, in order: the layers to give 3DCam.
+
+        ``GlobalLocal3DCam(model, model.gated_layers).attribute(x)`` explains the gated model; the
+        gradients reaching each layer then include its gate's path as well as the backbone's.
+        """
+        return [self.backbone.get_submodule(n) for n in self.layer_names]
+
+    def gate_parameters(self):
+        """The gates' parameters (what to give the optimizer when the backbone is frozen)."""
+        return self.gates.parameters()
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor, *args, return_gate_logits: bool = False, **kwargs):
+        """``y = y_backbone + sum_k g_k(A_k)``; extra ``args``/``kwargs`` go to the backbone.
+
+        Returns ``logits`` ``(N, num_classes)``, or with ``return_gate_logits=True`` the tuple
+        ``(logits, [gate_logits_k], backbone_logits)``.
+        """
+        backbone_logits, gate_logits = self._run_backbone(x, args, kwargs, gated=True)
+        _check_logits(backbone_logits, self.num_classes)
+        logits = torch.stack(gate_logits, dim=0).sum(dim=0)
+        if self.include_backbone_logits:
+            logits = logits + backbone_logits
+        if return_gate_logits:
+            return logits, gate_logits, backbone_logits
+        return logits
+
+    def _run_backbone(self, x, args, kwargs, gated: bool):
+        """Runs the backbone once with temporary hooks on the gated layers.
+
+        With ``gated`` the hooks apply each gate to its layer's output as soon as it is produced
+        (so a later in-place op of the backbone cannot alter it); otherwise they record shapes.
+        Returns ``(backbone_output, [per-layer result])``.
+        """
+        modules = self.gated_layers
+        results: List[Optional[object]] = [None] * len(modules)
+        calls = [0] * len(modules)
+
+        def make_hook(i: int):
+            def hook(_module, _inputs, output):
+                calls[i] += 1
+                if calls[i] > 1:
+                    return None
+                if not isinstance(output, torch.Tensor) or output.dim() != 5:
+                    shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output)
+                    raise ValueError(
+                        f"layers: layer {self.layer_names[i]!r} must output a 5-D tensor "
+                        f"(N, C, T, H, W), got {shape}"
+                    )
+                results[i] = self.gates[i](output) if gated else tuple(output.shape)
+                return None
+
+            return hook
+
+        handles = []
+        try:
+            for i, module in enumerate(modules):
+                handles.append(module.register_forward_hook(make_hook(i)))
+            out = self.backbone(x, *args, **kwargs)
+        finally:
+            for handle in handles:
+                handle.remove()
+        for name, n_calls in zip(self.layer_names, calls):
+            if n_calls != 1:
+                raise ValueError(
+                    f"layers: layer {name!r} ran {n_calls} times in one forward pass of the "
+                    "backbone; a gated layer must run exactly once (pick a module that is not "
+                    "reused and lies on the forward path)"
+                )
+        return out, results
+
+    def _dry_run(self, example: torch.Tensor) -> List[Tuple[int, ...]]:
+        was_training = self.backbone.training
+        try:
+            self.backbone.eval()
+            with torch.no_grad():
+                out, shapes = self._run_backbone(example, (), {}, gated=False)
+        finally:
+            self.backbone.train(was_training)
+        _check_logits(out, self.num_classes, during="the dry run at construction")
+        return shapes  # type: ignore[return-value]
+
+    def extra_repr(self) -> str:
+        return (
+            f"layers={self.layer_names}, num_classes={self.num_classes}, "
+            f"temporal_factor={self.temporal_factor}, temporal_sizes={self.temporal_sizes}, "
+            f"include_backbone_logits={self.include_backbone_logits}, "
+            f"backbone_frozen={self.backbone_frozen}"
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+def _resolve_layer_names(backbone: nn.Module, layers) -> List[str]:
+    if isinstance(layers, (str, nn.Module)):
+        layers = [layers]
+    try:
+        layers = list(layers)
+    except TypeError:
+        raise TypeError(
+            "layers: expected a module, a dotted name, or a sequence of them, "
+            f"got {type(layers).__name__}"
+        ) from None
+    if not layers:
+        raise ValueError("layers: expected at least one layer to gate, got an empty sequence")
+    by_id = {id(m): name for name, m in backbone.named_modules()}
+    names: List[str] = []
+    for layer in layers:
+        if isinstance(layer, str):
+            try:
+                backbone.get_submodule(layer)
+            except AttributeError:
+                raise ValueError(
+                    f"layers: {layer!r} is not a submodule of the backbone "
+                    f"({type(backbone).__name__})"
+                ) from None
+            name = layer
+        elif isinstance(layer, nn.Module):
+            if id(layer) not in by_id:
+                raise ValueError(
+                    f"layers: the module {type(layer).__name__} is not a submodule of the backbone "
+                    f"({type(backbone).__name__})"
+                )
+            name = by_id[id(layer)]
+        else:
+            raise TypeError(
+                f"layers: expected nn.Module or str entries, got {type(layer).__name__}"
+            )
+        if name == "":
+            raise ValueError("layers: the backbone itself cannot be gated; name one of its layers")
+        if name in names:
+            raise ValueError(f"layers: {name!r} is given twice")
+        names.append(name)
+    return names
+
+
+def _param_device_dtype(backbone: nn.Module, example: torch.Tensor):
+    for p in backbone.parameters():
+        return p.device, (p.dtype if p.is_floating_point() else example.dtype)
+    return example.device, example.dtype
+
+
+def _example_batch(backbone, input_shape, example_input) -> torch.Tensor:
+    if example_input is not None:
+        if not isinstance(example_input, torch.Tensor):
+            raise TypeError(
+                f"example_input: expected a torch.Tensor, got {type(example_input).__name__}"
+            )
+        if example_input.dim() != 5:
+            raise ValueError(
+                "example_input: expected a clip batch (N, C, T, H, W), "
+                f"got shape {tuple(example_input.shape)}"
+            )
+        return example_input
+    if input_shape is None:
+        raise TypeError(
+            "input_shape: the gates' sizes are found by a dry run of the backbone; pass "
+            "input_shape=(C, T, H, W) of one clip (or example_input=a clip batch)"
+        )
+    shape = tuple(input_shape)
+    if len(shape) != 4 or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ValueError(f"input_shape: expected 4 positive ints (C, T, H, W), got {input_shape!r}")
+    device, dtype = _param_device_dtype(backbone, torch.empty(0))
+    return torch.zeros((1,) + shape, device=device, dtype=dtype)
+
+
+def _check_logits(out, num_classes: int, during: str = "forward") -> None:
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"backbone: expected its output to be logits (N, num_classes) during {during}, "
+            f"got {shape}"
+        )
+    if out.shape[1] != num_classes:
+        raise ValueError(
+            f"num_classes: the gated classifier was given num_classes={num_classes} but the "
+            f"backbone outputs {out.shape[1]} logits (shape {tuple(out.shape)})"
+        )
