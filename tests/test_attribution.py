@@ -298,3 +298,19 @@ def test_forward_func_may_be_a_plain_function():
     a = GlobalLocal3DCam(lambda v: model(v), [model.conv2]).attribute(x, target=1)
     b = GlobalLocal3DCam(model, [model.conv2]).attribute(x, target=1)
     torch.testing.assert_close(a, b)
+
+
+def test_torchvision_r3d_18_parity_and_inplace_relu():
+    """torchvision's video ResNets use ReLU(inplace=True) right after hooked BatchNorms."""
+    video = pytest.importorskip("torchvision.models.video")
+    torch.manual_seed(0)
+    model = video.r3d_18(weights=None, num_classes=7).eval()
+    x = torch.randn(1, 3, 8, 56, 56)
+    bn = model.layer2[0].conv1[1]  # BatchNorm3d, followed by ReLU(inplace=True)
+    ours = GlobalLocal3DCam(model, [bn, model.layer4]).attribute(
+        x, target=3, layer_rule="gradcam", normalize_layers=False, return_layer_maps=True
+    )[1]
+    for layer, got in zip([bn, model.layer4], ours):
+        ref = LayerGradCam(model, layer).attribute(x, target=3, relu_attributions=True)
+        ref = LayerAttribution.interpolate(ref, tuple(x.shape[2:]), "trilinear")
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-6)
