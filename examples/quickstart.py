@@ -20,6 +20,7 @@ print("3DCam:", tuple(maps.shape), "per layer:", [tuple(m.shape) for m in layer_
 counter = Counterfactual3DCam(model, layers).attribute(clips)
 print("counterfactual 3DCam:", tuple(counter.shape))
 
-gradcam = LayerGradCam(model, model.conv4).attribute(clips, target=maps.new_zeros(2).long())
+predicted = model(clips).argmax(dim=1)
+gradcam = LayerGradCam(model, model.conv4).attribute(clips, target=predicted)
 gradcam = LayerAttribution.interpolate(gradcam, clips.shape[2:], "trilinear")
 print("Captum LayerGradCam on conv4, upsampled:", tuple(gradcam.shape))
