@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from _results import write_results_block  # benchmarks/_results.py
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
@@ -151,20 +153,6 @@ def format_block(rows, repeats, load_before, load_after, command) -> str:
     return "\n".join(lines)
 
 
-def write_results_block(path: Path, body: str, block: str = RESULTS_BLOCK) -> None:
-    """Replace (or append) the ``<!-- BEGIN block -->`` ... ``<!-- END block -->`` part of ``path``."""
-    begin, end = f"<!-- BEGIN {block} -->", f"<!-- END {block} -->"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"{begin}\n{body.rstrip()}\n{end}"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", nargs="+", type=int, default=[16, 64])
@@ -180,7 +168,7 @@ def main(argv=None) -> int:
     body = format_block(rows, args.repeats, load_before, load_after, command.strip())
     print(body)
     if not args.no_write:
-        write_results_block(Path(args.results), body)  # re-reads the file just before writing
+        write_results_block(Path(args.results), body, RESULTS_BLOCK)  # re-reads the file first
         print(f"wrote block '{RESULTS_BLOCK}' of {args.results}")
     return 0
 

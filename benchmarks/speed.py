@@ -37,6 +37,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from captum_3dcam import GlobalLocal3DCam  # noqa: E402
 
+from _results import write_results_block  # noqa: E402  (benchmarks/_results.py)
+
 METHODS = ["3dcam", "lgc-lowest", "lgc-xK", "pgc-multi"]
 
 
@@ -267,19 +269,6 @@ def to_markdown(rows, cmd, repeats, env):
     return "\n".join(lines)
 
 
-def write_block(name, text, path=HERE / "RESULTS.md"):
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    current = path.read_text() if path.exists() else "# Benchmark results\n"
-    block = f"{begin}\n{text}\n{end}"
-    if begin in current and end in current:
-        head, rest = current.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        current = head + block + tail
-    else:
-        current = current.rstrip() + "\n\n" + block + "\n"
-    path.write_text(current)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["small", "r3d_18", "i3d"])
@@ -322,7 +311,7 @@ def main(argv=None):
     md = to_markdown(all_rows, cmd.strip(), args.repeats, env)
     print(md)
     if not args.no_write and all_rows:
-        write_block("speed", "## Speed and memory: 3DCam vs Captum LayerGradCam\n\n" + md)
+        write_results_block(HERE / "RESULTS.md", "## Speed and memory: 3DCam vs Captum LayerGradCam\n\n" + md, "speed")
     return 0
 
 

@@ -234,17 +234,6 @@ def _resolve_target(target, labels: Sequence[str]) -> Optional[int]:
 # ---------------------------------------------------------------------------------------------
 # explain
 # ---------------------------------------------------------------------------------------------
-def _preprocess_in_chunks(preprocess, frames: torch.Tensor, chunk: int = 32):
-    """Preprocess a long video a few frames at a time (the resize of all frames at once can need GBs)."""
-    clips, geometry = [], None
-    for start in range(0, frames.shape[0], chunk):
-        clip, geo = preprocess(frames[start : start + chunk])
-        clips.append(clip)
-        geometry = geo if geometry is None else geometry
-    geometry = replace(geometry, frame_indices=tuple(range(frames.shape[0])))
-    return torch.cat(clips, dim=2), geometry
-
-
 class _OutputCapture:
     """A forward hook on the model that keeps its last output (the logits of the attribution pass)."""
 
@@ -390,7 +379,7 @@ def explain_video(
     total = frames.shape[0]
     if total < spec.min_frames:
         raise CLIError(f"VIDEO: {video} has {total} frames; {spec.name} needs at least {spec.min_frames}")
-    clip, geometry = _preprocess_in_chunks(spec.preprocess, frames)
+    clip, geometry = spec.preprocess(frames)  # resizes a few frames at a time internally
 
     length = min(int(clip_len or spec.clip_len), total)
     if length < spec.min_frames:
