@@ -271,7 +271,7 @@ def to_markdown(rows, cmd, repeats, env):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["small", "r3d_18", "i3d"])
+    parser.add_argument("--models", nargs="+", default=["small", "r3d_18"], help="small, r3d_18 (needs torchvision), i3d (heavy: 16x224x224)")
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--no-memory", action="store_true")

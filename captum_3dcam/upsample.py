@@ -66,7 +66,34 @@ def upsample_to(x: Tensor, size: Sequence[int]) -> Tensor:
         return x
     if not x.is_floating_point():
         x = x.float()
+    if x.device.type == "cpu":
+        return _separable_trilinear(x, size)
     return F.interpolate(x, size=size, mode="trilinear", align_corners=False)
+
+
+def _linear_matrix(n_in: int, n_out: int, dtype, device) -> Tensor:
+    """``(n_in, n_out)`` matrix of 1-D linear interpolation (align_corners=False), as torch does it."""
+    eye = torch.eye(n_in, dtype=dtype, device=device).unsqueeze(1)  # n_in signals of length n_in
+    return F.interpolate(eye, size=n_out, mode="linear", align_corners=False).squeeze(1)
+
+
+def _separable_trilinear(x: Tensor, size) -> Tensor:
+    """Trilinear interpolation as three small matrix products (W, then H, then T).
+
+    Trilinear interpolation is separable, so this equals ``F.interpolate(..., "trilinear")`` to
+    rounding; on the CPU the three BLAS products are about twice as fast as the native kernel.
+    """
+    n, c, t, h, w = x.shape
+    T, H, W = size
+    y = x
+    if w != W:
+        y = y @ _linear_matrix(w, W, x.dtype, x.device)  # (n, c, t, h, W)
+    if h != H:
+        y = (y.transpose(-1, -2) @ _linear_matrix(h, H, x.dtype, x.device)).transpose(-1, -2)
+    if t != T:
+        flat = y.reshape(n, c, t, H * W).transpose(-1, -2)  # (n, c, H*W, t)
+        y = (flat @ _linear_matrix(t, T, x.dtype, x.device)).transpose(-1, -2).reshape(n, c, T, H, W)
+    return y.contiguous()
 
 
 def normalize_max(x: Tensor) -> Tensor:

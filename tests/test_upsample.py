@@ -53,3 +53,21 @@ def test_normalize_max_per_sample_and_never_nan():
     assert torch.equal(out[1], torch.zeros_like(out[1]))
     assert torch.equal(out[2], torch.zeros_like(out[2]))
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(
+    "shape, size",
+    [
+        ((2, 3, 4, 7, 7), (16, 112, 112)),
+        ((1, 1, 2, 5, 9), (3, 5, 20)),  # one axis unchanged
+        ((1, 2, 8, 28, 28), (4, 14, 30)),  # downsampling in time and space
+        ((1, 1, 1, 1, 1), (5, 6, 7)),
+    ],
+)
+def test_upsample_equals_torch_trilinear(shape, size):
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64)
+    ref = torch.nn.functional.interpolate(x, size=size, mode="trilinear", align_corners=False)
+    out = upsample_to(x, size)
+    assert out.is_contiguous() and out.dtype == x.dtype
+    torch.testing.assert_close(out, ref)
