@@ -1,0 +1,247 @@
+"""The embedded default, end to end: :func:`run_demo` (``captum-3dcam demo``) and :data:`QUICK_RECIPE`.
+
+    from captum_3dcam.demo import run_demo
+
+    run_demo("demo/", quick=True)   # synthetic data, small model, 3DCam vs GradCAM, figures, report.md
+
+The model registry, :func:`~captum_3dcam.pipeline.default_small_checkpoint` and the shared report
+helpers are in :mod:`captum_3dcam.pipeline` (imported inside :func:`run_demo`, since
+``pipeline`` re-exports this module's names).
+"""
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import torch
+
+__all__ = ["run_demo", "QUICK_RECIPE"]
+
+PathLike = Union[str, os.PathLike]
+
+#: ``--quick``: a tiny run that exercises every step in seconds (the model is barely trained).
+QUICK_RECIPE = dict(train_videos=20, test_videos=5, test_clips_per_video=1, epochs=1)
+
+
+def _batched(fn, x: torch.Tensor, batch: int = 10, **kwargs):
+    """``fn`` over ``x`` in batches; returns the concatenation (tuples of outputs concatenated alike)."""
+    outs = [fn(x[i : i + batch], **{k: (v[i : i + batch] if isinstance(v, torch.Tensor) else v)
+                                     for k, v in kwargs.items()}) for i in range(0, x.shape[0], batch)]
+    if isinstance(outs[0], tuple):
+        P = torch.cat([o[0] for o in outs])
+        layer_maps = [torch.cat([o[1][k] for o in outs]) for k in range(len(outs[0][1]))]
+        return P, layer_maps
+    return torch.cat(outs)
+
+
+def run_demo(
+    out: PathLike = "captum-3dcam-demo",
+    *,
+    checkpoint: Optional[PathLike] = None,
+    retrain: bool = False,
+    quick: bool = False,
+    test_videos: Optional[int] = None,
+    threshold: float = 0.5,
+    seed: int = 0,
+    progress: bool = True,
+) -> Dict[str, Any]:
+    """The embedded default, end to end: data, model, 3DCam vs GradCAM, metrics, figures, report.
+
+    1. :class:`~captum_3dcam.datasets.SyntheticActions` (five motion classes with exact boxes);
+    2. :class:`~captum_3dcam.models.Small3DCNN` trained with
+       :func:`~captum_3dcam.training.load_or_train_small_model` (cached: a second run reuses it);
+    3. test clips explained by 3DCam (``conv1..conv4``, sum) and GradCAM (``conv4``), target = the
+       predicted class; boxes by contour thresholding; pointing game, IoU accuracy, Acc2;
+    4. the paper's figures (2-6) as PNG, an animated GIF and MP4, and ``report.md``.
+
+    Args:
+        out: output folder.
+        checkpoint: a trained small model to use as it is (when the file exists) or to train
+            into (default: the cache, one file per recipe, see :func:`default_small_checkpoint`).
+        retrain: train again even when the checkpoint exists.
+        quick: a tiny run (:data:`QUICK_RECIPE`) for smoke tests.
+        test_videos: number of test clips explained (default 50; 10 with ``quick``).
+        threshold: box threshold (fraction of each frame's maximum).
+        seed: seeds data and training.
+        progress: progress bars and messages on stderr.
+
+    Returns:
+        a dict with ``metrics`` (per method), ``files``, ``seconds`` (per step) and ``accuracy``.
+    """
+    from . import visualization as viz
+    from .attribution import Counterfactual3DCam, GlobalLocal3DCam
+    from .datasets import SyntheticActions
+    from .localization import attention_to_segments, attribution_to_boxes, temporal_attention
+    from .metrics import LocalizationMeter, segment_set_iou
+    from .models import default_layer_names, default_layers
+    from .pipeline import LOCALIZATION_COLUMNS, _load_small, _log, _markdown_table, default_small_checkpoint
+    from .training import SMALL_MODEL_RECIPE, load_or_train_small_model
+    from .video import sliding_windows, stitch_windows
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: Dict[str, float] = {}
+    t_all = time.perf_counter()
+    overrides = dict(QUICK_RECIPE) if quick else {}
+    recipe = {**SMALL_MODEL_RECIPE, **overrides}
+    ckpt = Path(checkpoint) if checkpoint is not None else default_small_checkpoint(seed, **overrides)
+    if retrain and ckpt.is_file():
+        ckpt.unlink()
+
+    # 1-2. model ------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    reused = ckpt.is_file()
+    _log(f"[1/5] {'loading' if reused else 'training'} the small model ({ckpt}) ...", progress)
+    if checkpoint is not None and reused:  # the user's own model: used as it is, never retrained
+        model = _load_small(ckpt)
+    else:
+        model = load_or_train_small_model(ckpt, seed=seed, progress=progress, **overrides)
+    seconds["model"] = time.perf_counter() - t0
+
+    # 3. explain test clips ---------------------------------------------------------------------
+    t0 = time.perf_counter()
+    n_test = int(test_videos or (10 if quick else 50))
+    data = SyntheticActions(n_test, "test", seed=seed, difficulty=recipe["difficulty"])
+    classes = list(data.classes)
+    items = [data[i] for i in range(len(data))]
+    X = torch.stack([c for c, _, _ in items])
+    gt = torch.stack([b for _, b, _ in items])
+    y = torch.tensor([label for _, _, label in items])
+    _log(f"[2/5] explaining {n_test} test clips with 3DCam and GradCAM ...", progress)
+    layer_names = default_layer_names(model)
+    layers = default_layers(model)
+    cam3d = GlobalLocal3DCam(model, layers)
+    gradcam = GlobalLocal3DCam(model, [model.conv4])
+    with torch.no_grad():
+        probs = model(X).softmax(-1)
+    pred = probs.argmax(-1)
+    P, layer_maps = _batched(lambda x: cam3d.attribute(x, return_layer_maps=True), X)
+    G = _batched(lambda x: gradcam.attribute(x, layer_rule="gradcam"), X)
+    methods = {"GradCAM": (G, "conv4"), "3DCam": (P, "+".join(layer_names))}
+    metrics, boxes = {}, {}
+    for name, (maps, used) in methods.items():
+        boxes[name] = attribution_to_boxes(maps, threshold)
+        meter = LocalizationMeter()
+        meter.update(maps, gt, boxes[name], predicted=pred, labels=y)
+        metrics[name] = {"method": name, "layers": used, **meter.compute()}
+    accuracy = float((pred == y).double().mean())
+    seconds["explain"] = time.perf_counter() - t0
+
+    # 4. figures ---------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    _log("[3/5] drawing the figures ...", progress)
+    files: Dict[str, Path] = {}
+    correct = (pred == y).nonzero().flatten().tolist()
+    k = correct[0] if correct else 0
+    rgb = SyntheticActions.to_rgb(X[k])
+    title = f"{classes[int(y[k])]} (predicted {classes[int(pred[k])]}, p={float(probs[k, pred[k]]):.2f})"
+    fig = viz.plot_layer_grid(rgb, [m[k] for m in layer_maps], P[k], layer_names=layer_names,
+                              gt_boxes=gt[k], boxes={"3DCam (all layers)": boxes["3DCam"][k]},
+                              title=f"3DCam per layer and aggregated - {title}")
+    files["layers"] = viz.save_figure(fig, out / "fig_layers.png")
+    fig = viz.plot_gradcam_vs_3dcam(rgb, G[k], P[k], gradcam_boxes=boxes["GradCAM"][k],
+                                    cam3d_boxes=boxes["3DCam"][k], gt_boxes=gt[k],
+                                    title=f"GradCAM (conv4) vs 3DCam - {title}; green: ground truth, red: predicted")
+    files["gradcam_vs_3dcam"] = viz.save_figure(fig, out / "fig_gradcam_vs_3dcam.png")
+    top3 = probs[k].topk(3)
+    class_maps = {f"{r + 1}. {classes[int(c)]} ({float(p):.2f})": cam3d.attribute(X[k : k + 1], target=int(c))
+                  for r, (p, c) in enumerate(zip(top3.values, top3.indices))}
+    cf = Counterfactual3DCam(model, layers).attribute(X[k : k + 1], target=int(top3.indices[0]))
+    fig = viz.plot_class_maps(rgb, class_maps, counterfactual=cf,
+                              title="3DCam of the top-3 classes and the counterfactual of the top class")
+    files["top3_counterfactual"] = viz.save_figure(fig, out / "fig_top3_counterfactual.png")
+
+    # untrimmed: three videos of different classes back to back; explain the middle one's class
+    untrimmed = SyntheticActions(3, "val", seed=seed, difficulty=recipe["difficulty"], clips_per_video=2)
+    video = torch.cat([untrimmed[i][0] for i in range(len(untrimmed))], dim=1)  # (3, T, H, W)
+    T = video.shape[1]
+    mid = untrimmed.labels[2]
+    gt_seg = torch.tensor([[T // 3, 2 * T // 3]])
+    clip_len = untrimmed.config.clip_len
+    windows = sliding_windows(T, clip_len, max(1, clip_len // 2))
+    wmaps = torch.cat([cam3d.attribute(video[None, :, s:e], target=mid) for s, e in windows])
+    umaps = stitch_windows(wmaps, windows, T).unsqueeze(0)
+    curve = temporal_attention(umaps)[0]
+    segments = attention_to_segments(curve[None], threshold)[0]
+    t_iou = segment_set_iou(segments, gt_seg, T)
+    fig = viz.plot_temporal_curve(curve, segments=segments, gt_segments=gt_seg, threshold=threshold,
+                                  video=SyntheticActions.to_rgb(video), num_thumbnails=12,
+                                  title=f"untrimmed: {' | '.join(classes[v] for v in untrimmed.labels[::2])}; "
+                                        f"3DCam for '{classes[mid]}' (temporal IoU {t_iou:.2f})")
+    files["temporal"] = viz.save_figure(fig, out / "fig_temporal.png")
+
+    # 5. GIF / MP4: one correct clip per class, input | GradCAM | 3DCam, boxes drawn --------------
+    _log("[4/5] writing the GIF and MP4 ...", progress)
+    picks = []
+    for c in range(len(classes)):
+        cands = [i for i in range(n_test) if int(y[i]) == c]
+        good = [i for i in cands if int(pred[i]) == c]
+        if cands:
+            picks.append((good or cands)[0])
+    scale = 3
+    segments_video = []
+    for i in picks:
+        frames = SyntheticActions.to_rgb(X[i])
+        plain = viz.draw_boxes(frames, gt[i], color=viz.GT_COLOR, thickness=1)
+        gc = viz.draw_boxes(viz.draw_boxes(viz.overlay(frames, G[i]), gt[i], color=viz.GT_COLOR, thickness=1),
+                            boxes["GradCAM"][i], thickness=1)
+        cm = viz.draw_boxes(viz.draw_boxes(viz.overlay(frames, P[i]), gt[i], color=viz.GT_COLOR, thickness=1),
+                            boxes["3DCam"][i], thickness=1)
+        segments_video.append(viz.tile_videos(
+            [viz.resize_frames(v, scale) for v in (plain, gc, cm)],
+            [f"{classes[int(y[i])]} (pred {classes[int(pred[i])]})", "GradCAM (conv4)", "3DCam (conv1-4)"]))
+    anim = torch.cat([torch.from_numpy(s) for s in segments_video])
+    files["gif"] = viz.save_gif(anim, out / "attention.gif", fps=8)
+    files["mp4"] = viz.save_mp4(anim, out / "attention.mp4", fps=8)
+    seconds["figures"] = time.perf_counter() - t0
+
+    # report ----------------------------------------------------------------------------------
+    seconds["total"] = time.perf_counter() - t_all
+    _log("[5/5] writing report.md ...", progress)
+    table = _markdown_table([metrics["GradCAM"], metrics["3DCam"]], LOCALIZATION_COLUMNS)
+    cmd = "captum-3dcam demo --out " + str(out) + (" --quick" if quick else "")
+    report = f"""# captum-3dcam demo
+
+Reproduce: `{cmd}` (seed {seed}).
+
+- Data: `SyntheticActions` ({recipe['difficulty']}; classes: {', '.join(classes)}); the class is the
+  actor's motion, its exact box is known in every frame.
+- Model: `Small3DCNN` ({'loaded from' if reused else 'trained to'} `{ckpt}`; recipe: {recipe['train_videos']}
+  training videos, {recipe['epochs']} epochs). Test accuracy on the {n_test} explained clips: {accuracy:.3f}.
+- Attribution: target = the predicted class; 3DCam over `{'`, `'.join(layer_names)}` (sum, eq. 1-3);
+  GradCAM on `conv4`. Boxes: contour thresholding at {threshold} of each frame's maximum, largest region.
+
+## Localization on {n_test} test clips ({int(metrics['3DCam']['frames'])} frames with a box)
+
+{table}
+
+Pointing game: the map's peak lies in the ground-truth box. IoU>=t: fraction of frames whose box
+overlaps the ground truth by at least t (IoU>0 for "0"). Acc2: the same, counted only when the clip is
+classified correctly.
+
+## Figures
+
+- Per-layer 3DCam and the aggregate (paper Fig. 2-3): ![layers](fig_layers.png)
+- GradCAM vs 3DCam (paper Fig. 4), green = ground truth, red = predicted box: ![gradcam vs 3dcam](fig_gradcam_vs_3dcam.png)
+- Top-3 classes and the counterfactual of the top class (paper Fig. 6): ![top-3](fig_top3_counterfactual.png)
+- Temporal attention of an untrimmed video (three videos back to back, paper Fig. 5); detected
+  segments (red) vs the ground truth (green), temporal IoU {t_iou:.3f}: ![temporal](fig_temporal.png)
+- One clip per class, input | GradCAM | 3DCam: ![animation](attention.gif) (also `attention.mp4`)
+
+## Time (this machine)
+
+model {seconds['model']:.1f} s ({'reused' if reused else 'trained'}), explaining {seconds['explain']:.1f} s,
+figures and videos {seconds['figures']:.1f} s, total {seconds['total']:.1f} s.
+"""
+    (out / "report.md").write_text(report)
+    files["report"] = out / "report.md"
+    (out / "metrics.json").write_text(json.dumps(
+        {"metrics": metrics, "accuracy": accuracy, "temporal_iou": t_iou, "seconds": seconds,
+         "checkpoint": str(ckpt), "reused_model": reused}, indent=1))
+    files["metrics"] = out / "metrics.json"
+    if progress:
+        print(table)
+        print(f"\nwrote {out / 'report.md'} and figures in {out} ({seconds['total']:.0f} s)")
+    return {"metrics": metrics, "accuracy": accuracy, "temporal_iou": t_iou, "files": files,
+            "seconds": seconds, "checkpoint": ckpt}
