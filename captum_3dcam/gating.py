@@ -10,6 +10,11 @@ logits; the gated classifier adds the gates' logits to the backbone's own::
 entirely. The paper's text also pools the channels (``B x T/t x 1 x 1 x 1`` before the fc layer);
 ``channel_pool=True`` does that literally (then ``g_k`` sees only ``T_k'`` numbers).
 
+The gates are sized from the layers' activation shapes: by a dry run at construction when
+``input_shape``/``example_input`` is given, or otherwise lazily on the first forward call (the
+SPEC's ``LayerwiseGatedClassifier(backbone, layers, num_classes)``; see the class docstring for
+what that means for optimizers and ``state_dict``).
+
 The gates are attached with forward hooks that exist only while :meth:`LayerwiseGatedClassifier.
 forward` runs (registered and removed in ``try/finally``): the backbone module is never edited, no
 hook outlives a call, ``copy.deepcopy``, pickling and ``state_dict`` behave as for any module.
@@ -41,11 +46,16 @@ class LayerGate(nn.Module):
     still gives ``T'`` time steps, so a gated model trained on 16-frame clips also runs on 32-frame
     ones; where ``T'`` does not divide ``T_k`` neighbouring time windows may share a frame.
 
+    A *lazy* gate (``in_channels=None, temporal_size=None``) has an ``nn.LazyLinear`` ``fc`` and
+    must be sized by :meth:`build` before its first call (:class:`LayerwiseGatedClassifier` does
+    that on its first forward).
+
     Args:
-        in_channels: ``C_k``, channels of the layer's activation.
-        temporal_size: ``T'``, time steps kept by the pooling (>= 1).
+        in_channels: ``C_k``, channels of the layer's activation (``None``: lazy gate).
+        temporal_size: ``T'``, time steps kept by the pooling (>= 1; ``None``: lazy gate).
         num_classes: number of logits.
         channel_pool: also average over channels (the paper's literal text).
+        device, dtype: of ``fc``'s parameters.
 
     Shape:
         input ``(N, C_k, T_k, H_k, W_k)``; output ``(N, num_classes)``.
@@ -53,18 +63,89 @@ class LayerGate(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, temporal_size: int, num_classes: int, channel_pool: bool = False
+        self,
+        in_channels: Optional[int],
+        temporal_size: Optional[int],
+        num_classes: int,
+        channel_pool: bool = False,
+        *,
+        device=None,
+        dtype=None,
     ) -> None:
         super().__init__()
+        if (in_channels is None) != (temporal_size is None):
+            raise ValueError(
+                "in_channels, temporal_size: expected both ints (a built gate) or both None (a "
+                f"lazy gate), got in_channels={in_channels!r}, temporal_size={temporal_size!r}"
+            )
+        if temporal_size is not None and temporal_size < 1:
+            raise ValueError(f"temporal_size: expected an int >= 1, got {temporal_size}")
+        self.num_classes = int(num_classes)
+        self.channel_pool = bool(channel_pool)
+        self.in_channels: Optional[int] = None
+        self.temporal_size: Optional[int] = None
+        self._built_here = False  # fc materialized by build() (not by load_state_dict)
+        if in_channels is None:
+            self.fc = nn.LazyLinear(self.num_classes, device=device, dtype=dtype)
+        else:
+            self.in_channels = int(in_channels)
+            self.temporal_size = int(temporal_size)
+            self.fc = nn.Linear(self._features(), self.num_classes, device=device, dtype=dtype)
+
+    def _features(self) -> int:
+        return self.temporal_size * (1 if self.channel_pool else self.in_channels)
+
+    @property
+    def is_built(self) -> bool:
+        """``False`` for a lazy gate until :meth:`build`; ``fc`` may already hold loaded weights."""
+        return self.temporal_size is not None and not _is_lazy(self.fc.weight)
+
+    @property
+    def loaded_in_features(self) -> Optional[int]:
+        """``fc.in_features`` of a lazy gate whose ``fc`` was filled by ``load_state_dict``."""
+        return None if _is_lazy(self.fc.weight) else int(self.fc.weight.shape[1])
+
+    def build(self, in_channels: int, temporal_size: int) -> "LayerGate":
+        """Sizes a lazy gate: ``fc`` gets ``C_k * T'`` (or ``T'``) inputs, in place.
+
+        ``fc``'s parameters keep their identity (PyTorch's ``UninitializedParameter.materialize``)
+        and their device and dtype (the backbone's at construction, or those set by ``.to()``).
+        They are created outside ``torch.inference_mode`` so that a first call made under it
+        leaves trainable parameters. Weights loaded by ``load_state_dict`` are kept (their width
+        must then equal the features). Returns ``self``.
+        """
         if temporal_size < 1:
             raise ValueError(f"temporal_size: expected an int >= 1, got {temporal_size}")
-        self.in_channels = int(in_channels)
-        self.temporal_size = int(temporal_size)
-        self.channel_pool = bool(channel_pool)
-        features = self.temporal_size * (1 if self.channel_pool else self.in_channels)
-        self.fc = nn.Linear(features, num_classes)
+        self.in_channels, self.temporal_size = int(in_channels), int(temporal_size)
+        features = self._features()
+        if _is_lazy(self.fc.weight):
+            with torch.inference_mode(False), torch.no_grad():
+                self.fc.initialize_parameters(torch.empty(0, features, device="meta"))
+            self._built_here = True
+        elif self.fc.weight.shape[1] != features:
+            loaded = int(self.fc.weight.shape[1])
+            self.in_channels = self.temporal_size = None
+            raise ValueError(
+                f"state_dict: the gate's loaded fc has {loaded} inputs, but C_k={in_channels} "
+                f"channels x T'={temporal_size} steps give {features}"
+            )
+        self.fc.in_features = features
+        return self
+
+    def unbuild(self) -> None:
+        """Undoes :meth:`build` (after a failed first forward): lazy again, loaded weights kept."""
+        self.in_channels = self.temporal_size = None
+        if self._built_here:
+            weight = self.fc.weight
+            self.fc = nn.LazyLinear(self.num_classes, device=weight.device, dtype=weight.dtype)
+            self._built_here = False
 
     def forward(self, activation: torch.Tensor) -> torch.Tensor:
+        if not self.is_built:
+            raise RuntimeError(
+                "LayerGate: this lazy gate is not built yet; call gate.build(in_channels, "
+                "temporal_size) first (LayerwiseGatedClassifier does it on its first forward)"
+            )
         if activation.dim() != 5:
             raise ValueError(
                 "activation: expected a 5-D tensor (N, C, T, H, W), "
@@ -89,11 +170,38 @@ class LayerwiseGatedClassifier(nn.Module):
     ``include_backbone_logits=False``), where ``A_k`` is the output of ``layers[k]`` and ``g_k`` a
     :class:`LayerGate` (ReLU, average pool to ``(T_k // temporal_factor, 1, 1)``, flatten, Linear).
 
-    The gates' input sizes are found at construction by one dry forward pass of the backbone on
-    ``example_input`` (or zeros of ``input_shape``), in eval mode and without gradients, so the gates
-    are ordinary ``nn.Linear`` layers: an optimizer can be created at once and ``state_dict`` /
-    ``load_state_dict`` round-trip between two instances built the same way. The backbone's training
-    flag is restored after the dry run; its BatchNorm statistics are untouched (eval mode).
+    **When are the gates built?** Their input sizes ``C_k * T_k // t`` depend on the layers'
+    activation shapes, which only a forward pass shows:
+
+    * ``input_shape=(C, T, H, W)`` or ``example_input=clips``: one dry forward pass of the backbone
+      at construction (eval mode, no gradients; the training flag is restored and BatchNorm
+      statistics are untouched). The gates are ordinary ``nn.Linear`` layers at once.
+    * neither (the SPEC's ``LayerwiseGatedClassifier(backbone, layers, num_classes)``): the gates
+      are *lazy*, like PyTorch's ``nn.LazyLinear``. They are sized on the **first forward call**,
+      from the shapes the hooks see in that very call (no extra forward pass), on the device and
+      dtype of their placeholders (the backbone's at construction; ``.to()`` moves them), and
+      initialized then (from the global RNG). ``built`` tells whether this happened; until then
+      ``in_channels``/``temporal_sizes`` hold ``None``. If that first call fails, the gates stay
+      lazy. What a lazy model means in practice:
+
+      - **Create the optimizer after the first forward** (``model(x)`` on one batch, e.g. under
+        ``torch.no_grad()``) or pass ``input_shape``. Before it, ``parameters()`` and
+        ``gate_parameters()`` yield the gates' ``UninitializedParameter`` placeholders: PyTorch
+        materializes them in place, so a plain SGD/Adam created on them (as
+        ``captum_3dcam.training.train`` does) still trains the gates, but anything that reads
+        their shape or values before the first forward (counting or copying parameters,
+        gradient clipping, parameter randomization) fails with PyTorch's "uninitialized
+        parameter" ``ValueError``.
+      - ``load_state_dict`` into a lazy model works: the gates take the checkpoint's weights
+        (and its pooled length ``T' = fc.in_features / C_k``, found on the first forward), as
+        ``nn.LazyLinear`` does. ``state_dict()`` of a model whose gates hold neither built nor
+        loaded weights raises ``RuntimeError`` (run one forward first).
+      - ``GlobalLocal3DCam(model, model.gated_layers)`` works (``gated_layers`` is known at
+        construction), but its forward pass builds the gates with random weights: explain a
+        trained model.
+
+    Built either way, ``state_dict``/``load_state_dict`` round-trip between two instances built
+    with the same layers and clip length.
 
     The backbone becomes the submodule ``backbone`` (the same object, not a copy). Its gates live in
     ``gates`` (an ``nn.ModuleList`` in the order of ``layers``). Hooks are registered on the backbone
@@ -106,7 +214,8 @@ class LayerwiseGatedClassifier(nn.Module):
             forward and output ``(N, C_k, T_k, H_k, W_k)``.
         num_classes: number of classes; must equal the backbone's output width.
         temporal_factor: ``t``, the gates keep ``T_k // t`` time steps (2 in the paper).
-        input_shape: ``(C, T, H, W)`` of one clip, for the dry run (or pass ``example_input``).
+        input_shape: ``(C, T, H, W)`` of one clip, for a dry run at construction (or pass
+            ``example_input``; neither: the gates are built on the first forward call).
         example_input: a clip batch ``(N, C, T, H, W)`` for the dry run (or pass ``input_shape``).
         channel_pool: the paper's literal pooling: average the channels too, so each gate sees only
             ``T_k // t`` numbers. Default ``False`` (keep channels: ``C_k * T_k // t`` features).
@@ -124,8 +233,9 @@ class LayerwiseGatedClassifier(nn.Module):
     Attributes:
         layer_names: dotted names of the gated layers inside ``backbone``.
         gated_layers: the gated modules themselves (the layers to explain with 3DCam).
-        temporal_sizes: ``T_k // t`` (clamped) per gate.
-        in_channels: ``C_k`` per gate.
+        built: whether the gates are sized (``False`` for a lazy model before its first forward).
+        temporal_sizes: ``T_k // t`` (clamped) per gate (``None`` entries before it is built).
+        in_channels: ``C_k`` per gate (``None`` entries before it is built).
 
     Shape:
         input ``(N, C, T, H, W)``; output ``(N, num_classes)``. With ``return_gate_logits=True``:
@@ -140,6 +250,13 @@ class LayerwiseGatedClassifier(nn.Module):
         ...                                              return_gate_logits=True)
         >>> logits.shape, len(gate_logits)
         (torch.Size([2, 5]), 3)
+        >>> lazy = LayerwiseGatedClassifier(Small3DCNN(num_classes=5), ["conv3", "conv4"], 5)
+        >>> lazy.built, lazy.temporal_sizes
+        (False, [None, None])
+        >>> _ = lazy(torch.randn(1, 3, 16, 64, 64))  # the first forward sizes the gates
+        >>> lazy.built, lazy.temporal_sizes
+        (True, [2, 2])
+        >>> optimizer = torch.optim.SGD(lazy.parameters(), lr=0.001)  # after the first forward
     """
 
     def __init__(
@@ -174,24 +291,26 @@ class LayerwiseGatedClassifier(nn.Module):
         self.include_backbone_logits = bool(include_backbone_logits)
         self.layer_names: List[str] = _resolve_layer_names(backbone, layers)
 
-        example = _example_batch(backbone, input_shape, example_input)
-        shapes = self._dry_run(example)
-        self.in_channels: List[int] = [s[1] for s in shapes]
-        self.temporal_sizes: List[int] = []
-        for name, shape in zip(self.layer_names, shapes):
-            t_k = shape[2]
-            if t_k < temporal_factor and not clamp_temporal:
-                raise ValueError(
-                    f"layers: layer {name!r} has temporal size T_k={t_k} < temporal_factor="
-                    f"{temporal_factor} for input {tuple(example.shape)}; use a longer clip, a "
-                    "smaller temporal_factor, or clamp_temporal=True (keeps 1 time step)"
-                )
-            self.temporal_sizes.append(max(t_k // temporal_factor, 1))
-        device, dtype = _param_device_dtype(backbone, example)
-        self.gates = nn.ModuleList(
-            LayerGate(c, t, num_classes, self.channel_pool).to(device=device, dtype=dtype)
-            for c, t in zip(self.in_channels, self.temporal_sizes)
-        )
+        self.clamp_temporal = bool(clamp_temporal)
+        if input_shape is None and example_input is None:
+            # lazy: the gates are sized on the first forward call (see the class docstring)
+            device, dtype = _param_device_dtype(backbone, torch.empty(0))
+            self.gates = nn.ModuleList(
+                LayerGate(None, None, num_classes, self.channel_pool, device=device, dtype=dtype)
+                for _ in self.layer_names
+            )
+        else:
+            example = _example_batch(backbone, input_shape, example_input)
+            shapes = self._dry_run(example)
+            sizes = [
+                (shape[1], self._temporal_size(name, shape, example.shape))
+                for name, shape in zip(self.layer_names, shapes)
+            ]
+            device, dtype = _param_device_dtype(backbone, example)
+            self.gates = nn.ModuleList(
+                LayerGate(c, t, num_classes, self.channel_pool).to(device=device, dtype=dtype)
+                for c, t in sizes
+            )
         self._saved_requires_grad: Optional[List[bool]] = None
         self.backbone_frozen = False
         if freeze_backbone:
@@ -226,6 +345,51 @@ class LayerwiseGatedClassifier(nn.Module):
         return self
 
     @property
+    def built(self) -> bool:
+        """Whether every gate is sized (always ``True`` with ``input_shape``/``example_input``)."""
+        return all(gate.is_built for gate in self.gates)
+
+    @property
+    def in_channels(self) -> List[Optional[int]]:
+        """``C_k`` per gate (``None`` for a gate not built yet)."""
+        return [gate.in_channels for gate in self.gates]
+
+    @property
+    def temporal_sizes(self) -> List[Optional[int]]:
+        """``T_k // t`` (clamped) per gate (``None`` for a gate not built yet)."""
+        return [gate.temporal_size for gate in self.gates]
+
+    def _temporal_size(self, name: str, shape, input_shape) -> int:
+        t_k = shape[2]
+        if t_k < self.temporal_factor and not self.clamp_temporal:
+            raise ValueError(
+                f"layers: layer {name!r} has temporal size T_k={t_k} < temporal_factor="
+                f"{self.temporal_factor} for input {tuple(input_shape)}; use a longer clip, a "
+                "smaller temporal_factor, or clamp_temporal=True (keeps 1 time step)"
+            )
+        return max(t_k // self.temporal_factor, 1)
+
+    def _build_gate(self, i: int, shape, input_shape) -> None:
+        """Sizes lazy gate ``i`` from its layer's activation shape ``(N, C_k, T_k, H_k, W_k)``.
+
+        A gate whose ``fc`` was loaded by ``load_state_dict`` keeps the checkpoint's pooled length:
+        ``T' = fc.in_features / C_k`` (or ``fc.in_features`` with ``channel_pool``).
+        """
+        gate, name, c_k = self.gates[i], self.layer_names[i], shape[1]
+        loaded = gate.loaded_in_features
+        if loaded is None:
+            gate.build(c_k, self._temporal_size(name, shape, input_shape))
+            return
+        per_step = 1 if self.channel_pool else c_k
+        if loaded % per_step:
+            raise ValueError(
+                f"state_dict: the loaded gate of layer {name!r} has fc.in_features={loaded}, not "
+                f"a multiple of the layer's {per_step} channel(s): the checkpoint is of another "
+                "model (other layers, backbone or channel_pool)"
+            )
+        gate.build(c_k, loaded // per_step)
+
+    @property
     def gated_layers(self) -> List[nn.Module]:
         """The gated modules of ``backbone``, in order: the layers to give 3DCam.
 
@@ -235,8 +399,23 @@ class LayerwiseGatedClassifier(nn.Module):
         return [self.backbone.get_submodule(n) for n in self.layer_names]
 
     def gate_parameters(self):
-        """The gates' parameters (what to give the optimizer when the backbone is frozen)."""
+        """The gates' parameters (what to give the optimizer when the backbone is frozen).
+
+        On a lazy model before its first forward these are PyTorch ``UninitializedParameter``
+        placeholders (see the class docstring): create the optimizer after the first forward.
+        """
         return self.gates.parameters()
+
+    def state_dict(self, *args, **kwargs):
+        """``nn.Module.state_dict``; raises ``RuntimeError`` while a lazy gate has no weights."""
+        unsized = [n for n, g in zip(self.layer_names, self.gates) if _is_lazy(g.fc.weight)]
+        if unsized:
+            raise RuntimeError(
+                f"state_dict: the gates of layers {unsized} are not built yet (no input_shape was "
+                "given, so they are sized on the first forward call); call the model once on a "
+                "batch of clips first, or construct it with input_shape=(C, T, H, W)"
+            )
+        return super().state_dict(*args, **kwargs)
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, *args, return_gate_logits: bool = False, **kwargs):
@@ -245,8 +424,14 @@ class LayerwiseGatedClassifier(nn.Module):
         Returns ``logits`` ``(N, num_classes)``, or with ``return_gate_logits=True`` the tuple
         ``(logits, [gate_logits_k], backbone_logits)``.
         """
-        backbone_logits, gate_logits = self._run_backbone(x, args, kwargs, gated=True)
-        _check_logits(backbone_logits, self.num_classes)
+        unbuilt = [gate for gate in self.gates if not gate.is_built]
+        try:
+            backbone_logits, gate_logits = self._run_backbone(x, args, kwargs, gated=True)
+            _check_logits(backbone_logits, self.num_classes)
+        except BaseException:
+            for gate in unbuilt:  # a failed first call leaves the gates lazy, as they were
+                gate.unbuild()
+            raise
         logits = torch.stack(gate_logits, dim=0).sum(dim=0)
         if self.include_backbone_logits:
             logits = logits + backbone_logits
@@ -276,6 +461,8 @@ class LayerwiseGatedClassifier(nn.Module):
                         f"layers: layer {self.layer_names[i]!r} must output a 5-D tensor "
                         f"(N, C, T, H, W), got {shape}"
                     )
+                if gated and not self.gates[i].is_built:
+                    self._build_gate(i, tuple(output.shape), tuple(x.shape))
                 results[i] = self.gates[i](output) if gated else tuple(output.shape)
                 return None
 
@@ -360,6 +547,10 @@ def _resolve_layer_names(backbone: nn.Module, layers) -> List[str]:
             raise ValueError(f"layers: {name!r} is given twice")
         names.append(name)
     return names
+
+
+def _is_lazy(param) -> bool:
+    return isinstance(param, nn.parameter.UninitializedParameter)
 
 
 def _param_device_dtype(backbone: nn.Module, example: torch.Tensor):

@@ -313,8 +313,7 @@ def test_bad_backbone_output_and_num_classes():
 
 def test_bad_arguments():
     backbone = Small3DCNN(num_classes=5, widths=(4, 8, 8, 16))
-    with pytest.raises(TypeError, match="input_shape"):
-        LayerwiseGatedClassifier(backbone, ["conv1"], 5)
+    assert not LayerwiseGatedClassifier(backbone, ["conv1"], 5).built  # lazy, see below
     with pytest.raises(ValueError, match="input_shape"):
         LayerwiseGatedClassifier(backbone, ["conv1"], 5, input_shape=(8, 32, 32))
     with pytest.raises(ValueError, match="example_input"):
@@ -327,6 +326,144 @@ def test_bad_arguments():
         LayerwiseGatedClassifier(lambda x: x, ["conv1"], 5, input_shape=SMALL_SHAPE)
     with pytest.raises(ValueError, match="temporal_size"):
         LayerGate(4, 0, 5)
+
+
+# ------------------------------------------------------------------------ lazy gates (SPEC call)
+LAYERS = ["conv1", "conv2", "conv3", "conv4"]
+
+
+def _lazy(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    backbone = Small3DCNN(num_classes=5, widths=(4, 8, 8, 16))
+    layers, factor = kwargs.pop("layers", LAYERS), kwargs.pop("temporal_factor", 2)
+    return LayerwiseGatedClassifier(backbone, layers, 5, factor, **kwargs)
+
+
+def test_spec_four_argument_call_end_to_end():
+    model = _lazy().train()  # SPEC: LayerwiseGatedClassifier(backbone, layers, num_classes, 2)
+    assert not model.built
+    assert model.temporal_sizes == [None] * 4 and model.in_channels == [None] * 4
+    calls = []
+    model.backbone.register_forward_pre_hook(lambda *_: calls.append(1))
+    x = torch.randn(3, *SMALL_SHAPE)
+    logits, gates, backbone_logits = model(x, return_gate_logits=True)
+    assert len(calls) == 1  # the gates were sized in that very call: no extra forward pass
+    assert model.built
+    assert model.in_channels == [4, 8, 8, 16] and model.temporal_sizes == [4, 2, 1, 1]
+    assert [g.fc.in_features for g in model.gates] == [16, 16, 8, 16]  # as with input_shape
+    assert logits.shape == (3, 5) and len(gates) == 4
+    torch.testing.assert_close(logits, backbone_logits + sum(gates))
+    nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2])).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.gate_parameters())
+    assert model.backbone.conv1[0].weight.grad is not None
+    assert _hooks(model.gates) == 0 and _hooks(model.backbone) == 1  # only the test's own hook
+
+
+def test_lazy_state_dict_round_trip_after_first_forward(tmp_path):
+    lazy, x = _lazy(seed=0).eval(), torch.randn(2, *SMALL_SHAPE)
+    with torch.no_grad():
+        lazy(x)
+    torch.save(lazy.state_dict(), tmp_path / "gated.pt")
+    state = torch.load(tmp_path / "gated.pt")  # weights_only: plain tensors
+    eager = _small(seed=1).eval()
+    eager.load_state_dict(state)
+    fresh = _lazy(seed=2).eval()  # never run: the gates take the checkpoint's weights
+    fresh.load_state_dict(state)
+    assert not fresh.built
+    torch.testing.assert_close(eager(x), lazy(x))
+    torch.testing.assert_close(fresh(x), lazy(x))
+    assert fresh.built and fresh.temporal_sizes == [4, 2, 1, 1]
+
+
+def test_checkpoint_sizes_a_lazy_model_whatever_the_first_clip():
+    eager = _small(seed=0).eval()  # built on 8-frame clips: T' = 4, 2, 1, 1
+    lazy = _lazy(seed=1).eval()
+    lazy.load_state_dict(eager.state_dict())
+    x16 = torch.randn(1, 3, 16, 32, 32)  # 16 frames would give 8, 4, 2, 2 from scratch
+    torch.testing.assert_close(lazy(x16), eager(x16))
+    assert lazy.temporal_sizes == [4, 2, 1, 1]
+
+
+def test_lazy_unbuilt_state_dict_and_gate_are_clear_errors():
+    model = _lazy(layers=["conv2", "conv4"])
+    with pytest.raises(RuntimeError, match=r"\['conv2', 'conv4'\] are not built yet.*input_shape"):
+        model.state_dict()
+    params = list(model.gate_parameters())
+    assert len(params) == 4
+    assert all(isinstance(p, nn.parameter.UninitializedParameter) for p in params)
+    with pytest.raises(ValueError, match="uninitialized parameter"):  # PyTorch's own message
+        sum(p.numel() for p in model.parameters())
+    with pytest.raises(RuntimeError, match="not built yet.*build"):
+        LayerGate(None, None, 5)(torch.randn(1, 4, 2, 2, 2))
+    with pytest.raises(ValueError, match="in_channels, temporal_size"):
+        LayerGate(4, None, 5)
+    # a checkpoint of other layers is refused on the first forward, naming the layer
+    other = LayerwiseGatedClassifier(
+        Small3DCNN(num_classes=5, widths=(4, 8, 8, 16)), ["conv1"], 5, input_shape=(3, 6, 32, 32)
+    )  # conv1 gate: C_k = 4 channels x T' = 3 steps = 12 inputs
+    lazy = _lazy(layers=["conv2"])
+    lazy.load_state_dict(other.state_dict())
+    with pytest.raises(ValueError, match="'conv2' has fc.in_features=12, not a multiple"):
+        lazy(torch.randn(1, *SMALL_SHAPE))
+    assert _hooks(lazy.backbone) == 0 and not lazy.built  # (a LazyLinear has its own hook)
+
+
+def test_lazy_failed_first_forward_stays_lazy():
+    model = _lazy(temporal_factor=4, clamp_temporal=False)
+    with pytest.raises(ValueError, match="'conv3' has temporal size T_k=2 < temporal_factor=4"):
+        model(torch.randn(1, *SMALL_SHAPE))  # conv1, conv2 were sized before conv3 failed
+    assert not model.built and model.temporal_sizes == [None] * 4
+    assert _hooks(model.backbone) == 0
+    model(torch.randn(1, 3, 32, 32, 32))  # T_k = 32, 16, 8, 8
+    assert model.temporal_sizes == [8, 4, 2, 2]
+
+
+def test_lazy_optimizer_after_and_before_first_forward():
+    x, y = torch.randn(4, *SMALL_SHAPE), torch.tensor([0, 1, 2, 3])
+    after = _lazy(freeze_backbone=True)
+    with torch.no_grad():
+        after(x[:1])  # the documented recipe: one forward, then the optimizer
+    before = _lazy(freeze_backbone=True)  # PyTorch materializes the placeholders in place
+    early = torch.optim.Adam(before.gate_parameters(), lr=0.1)
+    for model, opt in ((after, torch.optim.Adam(after.gate_parameters(), lr=0.1)), (before, early)):
+        for _ in range(2):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            snapshot = [p.detach().clone() for p in model.gate_parameters()]
+            opt.step()
+        assert all(not torch.equal(p, q) for p, q in zip(model.gate_parameters(), snapshot))
+
+
+def test_lazy_gates_follow_dtype_and_leave_inference_mode():
+    model = _lazy(layers=["conv3"]).double()
+    assert model.gates[0].fc.weight.dtype == torch.float64
+    with torch.inference_mode():
+        model(torch.randn(1, *SMALL_SHAPE, dtype=torch.float64))
+    weight = model.gates[0].fc.weight
+    assert weight.dtype == torch.float64 and not weight.is_inference() and weight.requires_grad
+    model(torch.randn(1, *SMALL_SHAPE, dtype=torch.float64)).sum().backward()
+    assert weight.grad is not None
+
+
+def test_lazy_copies_and_pickles_are_independent():
+    model = _lazy()
+    twin, pickled = copy.deepcopy(model), pickle.loads(pickle.dumps(model))
+    x = torch.randn(1, *SMALL_SHAPE)
+    model(x)
+    assert model.built and not twin.built and not pickled.built
+    assert twin(x).shape == pickled(x).shape == (1, 5)
+    assert twin.gates[0].fc.weight is not model.gates[0].fc.weight
+
+
+def test_3dcam_on_a_lazy_model_builds_its_gates():
+    from captum_3dcam import GlobalLocal3DCam
+
+    model = _lazy(layers=["conv2", "conv3"]).eval()
+    x = torch.randn(1, *SMALL_SHAPE)
+    maps = GlobalLocal3DCam(model, model.gated_layers).attribute(x, target=0)
+    assert model.built and model.temporal_sizes == [2, 1]
+    assert maps.shape == (1, 1, *SMALL_SHAPE[1:]) and torch.isfinite(maps).all()
+    torch.testing.assert_close(maps, GlobalLocal3DCam(model, model.gated_layers).attribute(x, 0))
 
 
 # ---------------------------------------------------------------------------- 3DCam on gates
