@@ -3,8 +3,15 @@
 >>> from captum_3dcam import GlobalLocal3DCam
 >>> cam = GlobalLocal3DCam(model, [model.conv1, model.conv2])
 >>> maps = cam.attribute(clips)          # (N, 1, T, H, W)
+
+``import captum_3dcam`` needs only torch and captum; the optional dependencies (scipy, PyAV,
+matplotlib, tqdm) are imported by the functions that use them.
 """
 from .attribution import Counterfactual3DCam, GlobalLocal3DCam, LayerwiseGlobalLocal3DCam
+from .gating import LayerwiseGatedClassifier
+from .localization import attribution_to_boxes
+from .metrics import box_iou, iou_accuracy, pointing_game
+from .models import Small3DCNN, default_layers, i3d_kinetics400, resnext3d
 from .upsample import normalize_max, upsample_to
 
 __version__ = "0.1.0"
@@ -13,6 +20,15 @@ __all__ = [
     "GlobalLocal3DCam",
     "LayerwiseGlobalLocal3DCam",
     "Counterfactual3DCam",
+    "LayerwiseGatedClassifier",
+    "attribution_to_boxes",
+    "pointing_game",
+    "box_iou",
+    "iou_accuracy",
+    "i3d_kinetics400",
+    "resnext3d",
+    "default_layers",
+    "Small3DCNN",
     "upsample_to",
     "normalize_max",
     "__version__",
