@@ -57,6 +57,8 @@ from captum_3dcam.gating import LayerwiseGatedClassifier  # noqa: E402
 from captum_3dcam.models.small import Small3DCNN  # noqa: E402
 from captum_3dcam.training import TrainConfig, evaluate, train  # noqa: E402
 
+from _results import write_results_block  # noqa: E402  (benchmarks/_results.py)
+
 RESULTS_BLOCK = "gating"
 CONFIGS = ("baseline", "gated_last", "gated_all", "gates_on_frozen", "head_on_frozen")
 FINE_TUNED = ("gates_on_frozen", "head_on_frozen")
@@ -261,20 +263,6 @@ def render(all_results: Dict[str, Dict], check_results: Dict[str, Dict], args, s
     return "\n".join(lines)
 
 
-def write_results_block(path: Path, body: str, block: str = RESULTS_BLOCK) -> None:
-    """Replace (or append) the ``<!-- BEGIN block -->`` ... ``<!-- END block -->`` part of ``path``."""
-    begin, end = f"<!-- BEGIN {block} -->", f"<!-- END {block} -->"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"{begin}\n{body.rstrip()}\n{end}"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--settings", nargs="+", default=["easy"], choices=sorted(SETTINGS))
@@ -308,7 +296,7 @@ def main(argv=None) -> int:
     body = render(all_results, check_results, args, time.perf_counter() - start, command)
     print(body)
     if not args.no_write:
-        write_results_block(Path(args.results), body)
+        write_results_block(Path(args.results), body, RESULTS_BLOCK)
         print(f"wrote block '{RESULTS_BLOCK}' of {args.results}")
     return 0
 
