@@ -51,6 +51,7 @@ from torch import Tensor, nn
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # running the script from a checkout without installing it
     sys.path.insert(0, str(REPO))
+from benchmarks._results import write_results_block  # noqa: E402  (shared by every benchmark)
 
 from captum_3dcam.localization import attribution_to_boxes  # noqa: E402
 from captum_3dcam.metrics import LocalizationMeter, box_iou, pointing_game  # noqa: E402
@@ -672,24 +673,6 @@ def render(columns: Dict[str, List[Dict]], methods: List[str], meta: Dict, main_
     return "\n".join(out)
 
 
-def write_results_block(path: Path, body: str, block: str = RESULTS_BLOCK) -> None:
-    """Replace (or append) the ``<!-- BEGIN block -->`` ... ``<!-- END block -->`` section of ``path``."""
-    begin, end = f"<!-- BEGIN {block} -->", f"<!-- END {block} -->"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"{begin}\n{body.rstrip()}\n{end}"
-    if begin in text and end in text:
-        pre, rest = text.split(begin, 1)
-        _, post = rest.split(end, 1)
-        text = pre + section + post
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
-# ---------------------------------------------------------------------------------------------
-# command
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="benchmarks/localization.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="synthetic: one trained model per seed")
@@ -807,7 +790,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "results": columns}, indent=1, default=str))
     if not args.no_write:
-        write_results_block(Path(args.results), body)
+        write_results_block(Path(args.results), body, RESULTS_BLOCK)
         print(f"wrote block '{RESULTS_BLOCK}' of {args.results}")
     return 0
 
