@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._utils import inverse_max, normalize_max
+
 __all__ = ["upsample_to", "normalize_max", "inverse_max", "check_size"]
 
 
@@ -94,34 +96,3 @@ def _separable_trilinear(x: Tensor, size) -> Tensor:
         flat = y.reshape(n, c, t, H * W).transpose(-1, -2)  # (n, c, H*W, t)
         y = (flat @ _linear_matrix(t, T, x.dtype, x.device)).transpose(-1, -2).reshape(n, c, T, H, W)
     return y.contiguous()
-
-
-def normalize_max(x: Tensor) -> Tensor:
-    r"""Divide each sample's map by its maximum over ``(T, H, W)``.
-
-    .. math::
-        \mathrm{nrm}(x)_n = \frac{x_n}{\max_{t,h,w} x_n} \quad \text{if } \max x_n > 0,
-        \qquad 0 \text{ otherwise}
-
-    A map with no positive value (all zero, or all negative) becomes all zero: never NaN, and
-    never a sign flip from dividing by a negative maximum.
-
-    Shape:
-        - x: :math:`(N, C, T, H, W)`; the maximum is taken per ``(n, c)``.
-        - output: same as ``x``.
-    """
-    if x.dim() != 5:
-        raise ValueError(f"x: expected a 5-D tensor (N, C, T, H, W), got shape {tuple(x.shape)}")
-    return x * inverse_max(x)
-
-
-def inverse_max(x: Tensor) -> Tensor:
-    """``1 / max`` over ``(T, H, W)`` per ``(n, c)`` where the maximum is positive, else 0.
-
-    Shape:
-        - x: :math:`(N, C, T, H, W)`
-        - output: :math:`(N, C, 1, 1, 1)`
-    """
-    peak = x.amax(dim=(2, 3, 4), keepdim=True)
-    positive = peak > 0
-    return torch.where(positive, 1.0 / torch.where(positive, peak, torch.ones_like(peak)), 0.0)
