@@ -1,17 +1,39 @@
-"""Checks on user input: each raises a TypeError/ValueError naming the argument."""
-from typing import List, Sequence, Tuple, Union
+"""Checks on user input for the core: each raises a TypeError/ValueError naming the argument.
+
+Lives here: inputs, layers, model output, targets (every Captum ``TargetType`` form, numpy ints
+too), the normalization choice, the memory an ``output_size`` would take, and the explanation of
+a dtype/device mismatch between the input and the model. Does not live here: the attribution
+itself (:mod:`.attribution`) or checks of boxes and maps (:mod:`.metrics`, :mod:`.localization`).
+"""
+import os
+from numbers import Integral
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["check_inputs", "check_layers", "layer_names", "check_output", "resolve_targets"]
+__all__ = [
+    "check_inputs",
+    "check_layers",
+    "layer_names",
+    "check_output",
+    "resolve_targets",
+    "select_scores",
+    "check_normalization",
+    "check_map_memory",
+    "explain_forward_error",
+    "owner_module",
+]
+
+NORMALIZATIONS = {True: "max", "max": "max", "minmax": "minmax", False: None, None: None}
 
 
 def check_inputs(inputs) -> Tuple[Tuple[Tensor, ...], Tensor]:
     """Return ``(all_inputs, clip)``: ``inputs`` as a tuple, and the clip ``(N, C, T, H, W)``.
 
     ``inputs`` is a tensor ``(N, C, T, H, W)`` or a tuple whose first element is one (extra
-    tensors are passed to the model as further positional inputs).
+    tensors are passed to the model as further positional inputs). Tensors made under
+    ``torch.inference_mode()`` are copied into ordinary tensors (autograd cannot record them).
     """
     if isinstance(inputs, Tensor):
         all_inputs = (inputs,)
@@ -23,6 +45,8 @@ def check_inputs(inputs) -> Tuple[Tuple[Tensor, ...], Tensor]:
             f"element is one), got {type(inputs).__name__}"
         )
     clip = all_inputs[0]
+    if clip.is_meta:
+        raise ValueError("inputs: a 'meta' tensor holds no values to explain; pass a real tensor")
     if clip.dim() != 5:
         raise ValueError(
             f"inputs: expected a 5-D tensor (N, C, T, H, W), got shape {tuple(clip.shape)}"
@@ -39,10 +63,16 @@ def check_inputs(inputs) -> Tuple[Tuple[Tensor, ...], Tensor]:
         if isinstance(t, Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
             where = "inputs" if len(all_inputs) == 1 else f"inputs[{i}]"
             raise ValueError(f"{where}: contains NaN or Inf values")
-    return all_inputs, clip
+    # detached aliases: Captum marks what it captures as requiring grad, never the user's tensor
+    all_inputs = tuple(
+        (t.clone() if t.is_inference() else t.detach()) if isinstance(t, Tensor) else t
+        for t in all_inputs
+    )
+    return all_inputs, all_inputs[0]
 
 
-def _owner_module(forward_func):
+def owner_module(forward_func) -> Optional[nn.Module]:
+    """The ``nn.Module`` behind ``forward_func`` (itself, or the owner of a bound method)."""
     if isinstance(forward_func, nn.Module):
         return forward_func
     owner = getattr(forward_func, "__self__", None)
@@ -51,7 +81,7 @@ def _owner_module(forward_func):
 
 def check_layers(layers, forward_func) -> List[nn.Module]:
     """``layers`` as a non-empty list of distinct modules of ``forward_func`` (when it is one)."""
-    if isinstance(layers, nn.Module):
+    if isinstance(layers, nn.Module) and not isinstance(layers, nn.ModuleList):
         layers = [layers]
     elif isinstance(layers, (list, tuple, nn.ModuleList)):
         layers = list(layers)
@@ -67,7 +97,7 @@ def check_layers(layers, forward_func) -> List[nn.Module]:
             raise TypeError(f"layers[{i}]: expected an nn.Module, got {type(layer).__name__}")
     if len({id(layer) for layer in layers}) != len(layers):
         raise ValueError("layers: the same module is listed more than once")
-    owner = _owner_module(forward_func)
+    owner = owner_module(forward_func)
     if owner is not None:
         members = {id(m) for m in owner.modules()}
         for i, layer in enumerate(layers):
@@ -81,7 +111,7 @@ def check_layers(layers, forward_func) -> List[nn.Module]:
 
 def layer_names(layers: Sequence[nn.Module], forward_func) -> List[str]:
     """Readable names: the attribute path inside the model where known, else the class name."""
-    owner = _owner_module(forward_func)
+    owner = owner_module(forward_func)
     by_id = {}
     if owner is not None:
         for name, module in owner.named_modules():
@@ -90,68 +120,167 @@ def layer_names(layers: Sequence[nn.Module], forward_func) -> List[str]:
 
 
 def check_output(output, batch_size: int) -> Tensor:
-    """The model output must be a finite ``(N, num_classes)`` tensor."""
+    """The model output must be a finite floating-point ``(N, ...)`` tensor with a gradient."""
     if not isinstance(output, Tensor):
         raise TypeError(
             "forward_func: expected the model to return a tensor (N, num_classes), "
             f"got {type(output).__name__}"
         )
-    if output.dim() != 2 or output.shape[0] != batch_size or output.shape[1] == 0:
+    if output.dim() < 2 or output.shape[0] != batch_size or output[0].numel() == 0:
         raise ValueError(
             f"forward_func: expected an output of shape (N={batch_size}, num_classes), "
             f"got {tuple(output.shape)}"
         )
-    if not bool(torch.isfinite(output).all()):
+    if not output.is_floating_point():
+        raise TypeError(
+            f"forward_func: expected floating-point scores to take gradients of, got dtype "
+            f"{output.dtype}"
+        )
+    if not bool(torch.isfinite(output.detach()).all()):
         raise ValueError("forward_func: the model output contains NaN or Inf values")
+    if not output.requires_grad:
+        raise RuntimeError(
+            "forward_func: the model output has no gradient with respect to the selected layers "
+            "(is it computed under torch.inference_mode(), detached, or converted outside "
+            "autograd?); 3DCam needs d output / d layer"
+        )
     return output
 
 
-def _as_index(value, what: str) -> int:
-    if isinstance(value, Tensor) and value.numel() == 1 and not value.is_floating_point():
+def _index(value, what: str) -> int:
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.is_floating_point() \
+            and value.dtype != torch.bool:
         value = value.item()
-    if isinstance(value, tuple) and len(value) == 1:
-        value = value[0]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"target: expected an integer class index {what}, got {value!r}")
-    return value
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"target: expected an integer class index{what}, got {value!r}")
+    return int(value)
+
+
+def _as_tuple(value, what: str) -> Tuple[int, ...]:
+    if isinstance(value, tuple):
+        return tuple(_index(v, what) for v in value)
+    return (_index(value, what),)
 
 
 def resolve_targets(target, output: Tensor) -> Tensor:
-    """Class index per sample, ``(N,)`` long on the output's device.
+    """Indices ``(N, D)`` into ``output`` ``(N, d_1, ..., d_D)``, one row per sample.
 
-    ``None`` -> the predicted class (argmax); an int, a 1-tuple or a 0-d tensor -> the same class
-    for every sample; a list or 1-D tensor of length N -> one class per sample.
+    Every Captum ``TargetType`` form: ``None`` (the predicted class, argmax of a 2-D output), an
+    int (numpy integers and 0-d tensors too) or a tuple for every sample, a list of N ints or
+    tuples, a 1-D tensor or array of N ints.
     """
-    n, num_classes = output.shape
+    try:
+        import numpy as np
+
+        if isinstance(target, np.ndarray):
+            target = torch.from_numpy(target)
+    except ImportError:  # pragma: no cover - numpy ships with torch wheels
+        pass
+    n, dims = output.shape[0], tuple(output.shape[1:])
     device = output.device
     if target is None:
-        return output.detach().argmax(dim=1)
-    if isinstance(target, Tensor):
+        if len(dims) != 1:
+            raise ValueError(
+                f"forward_func: target=None explains the predicted class of an output (N, "
+                f"num_classes), got shape {tuple(output.shape)}; pass target indices"
+            )
+        return output.detach().argmax(dim=1, keepdim=True)
+    if isinstance(target, Tensor) and target.numel() != 1:
         if target.is_floating_point() or target.dtype == torch.bool:
             raise TypeError(f"target: expected an integer tensor, got dtype {target.dtype}")
-        if target.numel() == 1:
-            idx = torch.full((n,), int(target.item()), dtype=torch.long, device=device)
-        elif target.dim() == 1 and target.numel() == n:
-            idx = target.to(device=device, dtype=torch.long)
-        else:
+        if target.dim() != 1 or target.numel() != n:
             raise ValueError(
                 f"target: expected a scalar or a tensor of length N={n}, "
                 f"got shape {tuple(target.shape)}"
             )
+        rows = target.to(device=device, dtype=torch.long)[:, None]
     elif isinstance(target, list):
         if len(target) != n:
             raise ValueError(f"target: expected a list of length N={n}, got length {len(target)}")
-        idx = torch.tensor(
-            [_as_index(t, f"for sample {i}") for i, t in enumerate(target)],
-            dtype=torch.long,
-            device=device,
-        )
+        tuples = [_as_tuple(t, f" for sample {i}") for i, t in enumerate(target)]
+        if len({len(t) for t in tuples}) != 1:
+            raise ValueError("target: the tuples of a list target must all have the same length")
+        rows = torch.tensor(tuples, dtype=torch.long, device=device)
     else:
-        idx = torch.full((n,), _as_index(target, ""), dtype=torch.long, device=device)
-    bad = (idx < 0) | (idx >= num_classes)
-    if bool(bad.any()):
+        rows = torch.tensor([_as_tuple(target, "")], dtype=torch.long, device=device).expand(n, -1)
+    if rows.shape[1] != len(dims):
         raise ValueError(
-            f"target: expected class indices in [0, {num_classes - 1}], "
-            f"got {idx[bad].tolist()}"
+            f"target: expected {len(dims)} index(es) per sample for an output of shape "
+            f"{tuple(output.shape)}, got {rows.shape[1]}"
         )
-    return idx
+    limits = torch.tensor(dims, device=device)
+    bad = (rows < 0) | (rows >= limits)
+    if bool(bad.any()):
+        ranges = ", ".join(f"[0, {d - 1}]" for d in dims)
+        raise ValueError(
+            f"target: expected class indices in {ranges}, got {rows[bad.any(1)].squeeze(-1).tolist()}"
+        )
+    return rows
+
+
+def select_scores(output: Tensor, rows: Tensor) -> Tensor:
+    """``output[n, rows[n]]`` for each sample: the target scores ``(N,)``."""
+    batch = torch.arange(output.shape[0], device=output.device)
+    return output[(batch, *rows.unbind(1))]
+
+
+def check_normalization(value) -> Optional[str]:
+    """``normalize_layers`` as ``"max"``, ``"minmax"`` or ``None``."""
+    try:
+        return NORMALIZATIONS[value]
+    except (KeyError, TypeError):
+        raise ValueError(
+            "normalize_layers: expected True or 'max' (divide by the maximum), 'minmax', or "
+            f"False, got {value!r}"
+        ) from None
+
+
+def _device_memory(device: torch.device) -> Optional[int]:
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(device).total_memory
+    if device.type == "cpu":
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+            return None
+    return None
+
+
+def check_map_memory(batch: int, size: Sequence[int], device: torch.device, copies: int) -> None:
+    """Refuse an ``output_size`` whose maps cannot fit in the device's memory, before allocating."""
+    need = batch * copies * 4
+    for s in size:
+        need *= int(s)
+    have = _device_memory(device)
+    if have is not None and need > have:
+        raise ValueError(
+            f"output_size: maps of (N={batch}, 1, {', '.join(map(str, size))}) need about "
+            f"{need / 2**30:.1f} GiB ({copies} float32 maps of that size at once), more than "
+            f"the {have / 2**30:.1f} GiB of {device}; ask for a smaller output_size"
+        )
+
+
+def explain_forward_error(exc: Exception, forward_func, clip: Tensor) -> Exception:
+    """A clear error for an input whose dtype or device differs from the model's, else ``exc``."""
+    owner = owner_module(forward_func)
+    params = [] if owner is None else [p for p in owner.parameters() if p.is_floating_point()]
+    if not params or isinstance(owner, nn.DataParallel):
+        return exc
+    p = params[0]
+    if p.is_meta:
+        return ValueError(
+            "forward_func: the model's parameters are on the 'meta' device and hold no values; "
+            "materialize and load its weights first (model.to_empty(device=...) then "
+            "load_state_dict) — the inputs are on " + str(clip.device)
+        )
+    if p.device != clip.device:
+        return ValueError(
+            f"inputs: the clip is on {clip.device} but the model's parameters are on "
+            f"{p.device}; move one of them (clip.to({str(p.device)!r}) or model.to(...))"
+        )
+    if p.dtype != clip.dtype and not torch.is_autocast_enabled(clip.device.type):
+        return TypeError(
+            f"inputs: the clip has dtype {clip.dtype} but the model's parameters have "
+            f"{p.dtype}; convert one of them (clip.to({p.dtype}) or model.to({clip.dtype}))"
+        )
+    return exc

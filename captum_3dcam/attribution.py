@@ -1,7 +1,11 @@
 r"""Global-local layer-wise 3DCam and its counterfactual, as Captum attributions.
 
-One forward pass records the activations :math:`A_k` of the K selected layers; one backward pass
-(``torch.autograd.grad`` with respect to those activations only, never the parameters) gives
+Lives here: the two attribution classes. Captum's
+``captum._utils.gradient.compute_layer_gradients_and_eval`` runs the one forward pass that
+captures the activations :math:`A_k` of the K selected layers (hooks removed in ``finally``, a
+clone handed to the network so in-place operations are safe, DataParallel pieces gathered in
+device order) and the one backward pass (``torch.autograd.grad`` with respect to those
+activations only, never the parameters) that gives
 
 .. math::
     G_k = \frac{\partial \sum_n y_n[c_n]}{\partial A_k}
@@ -15,46 +19,38 @@ for all of them at once. Each layer becomes a map at the input's resolution by t
     \mathrm{3DCam}_k = \mathrm{nrm}(\mathrm{ReLU}(\uparrow\beta_k))\,
                        \mathrm{nrm}(\mathrm{ReLU}(\uparrow\alpha_k)), \quad
     P = \mathrm{ReLU}\Big(\sum_k \mathrm{3DCam}_k\Big)
+
+Does not live here: the rules (:mod:`.layer_rules`), the checks of user input
+(:mod:`._validation`), the ran-once check, lock and buffer preservation (:mod:`._hooks`).
 """
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from captum._utils.common import _format_additional_forward_args
+from captum._utils.common import _format_additional_forward_args, _format_output
+from captum._utils.gradient import compute_layer_gradients_and_eval
 from captum._utils.typing import TargetType
 from captum.attr import GradientAttribution
 from torch import Tensor, nn
 
-from ._capture import LayerCapture, preserve_buffers
+from ._hooks import LayerCallCheck, model_lock, preserve_buffers, warn_if_training
 from ._validation import (
-    _owner_module,
     check_inputs,
     check_layers,
+    check_map_memory,
+    check_normalization,
     check_output,
+    explain_forward_error,
     layer_names,
+    owner_module,
     resolve_targets,
+    select_scores,
 )
-from .layer_rules import AGGREGATIONS, LAYER_RULES, aggregate, layer_map
+from .layer_rules import AGGREGATIONS, aggregate, check_rule, layer_map
 from .upsample import check_size
 
 __all__ = ["LayerwiseGlobalLocal3DCam", "GlobalLocal3DCam", "Counterfactual3DCam"]
 
-
-def _device_order(forward_func, device_ids) -> dict:
-    ids = device_ids
-    if ids is None and isinstance(forward_func, nn.DataParallel):
-        ids = forward_func.device_ids
-    order = {}
-    for pos, dev in enumerate(ids or []):
-        dev = torch.device("cuda", dev) if isinstance(dev, int) else torch.device(dev)
-        order[dev] = pos
-    return order
-
-
-def _join(pieces: List[Tensor], device: torch.device) -> Tensor:
-    """One tensor on ``device`` from per-device pieces (no copy for a single piece there)."""
-    if len(pieces) == 1:
-        return pieces[0].to(device)
-    return torch.cat([p.to(device) for p in pieces])
+_GRAD_DEFAULTS = {"allow_unused": True, "materialize_grads": True}  # a layer off the path -> 0
 
 
 class LayerwiseGlobalLocal3DCam(GradientAttribution):
@@ -70,23 +66,25 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
 
     where :math:`\uparrow` is trilinear upsampling to ``(T, H, W)`` and nrm divides each sample's
     map by its maximum (a map with no positive value stays 0). The attribution is
-    :math:`P = \mathrm{ReLU}(\sum_k \mathrm{map}_k)` (eq. 3). Rules ``"gradcam"`` and
-    ``"layercam"`` and aggregations ``"mean"``/``"max"`` are computed from the same pass; see
-    :mod:`captum_3dcam.layer_rules`.
+    :math:`P = \mathrm{ReLU}(\sum_k \mathrm{map}_k)` (eq. 3). Rules ``"gradcam"``,
+    ``"gradcam++"`` and ``"layercam"``, the ``"minmax"`` normalization and the aggregations
+    ``"mean"``/``"max"`` come from the same pass; see :mod:`captum_3dcam.layer_rules`.
 
     One forward and one backward pass serve all layers; the backward pass stops at the lowest
     selected layer, and no parameter gradient is computed. Nothing of the model is changed:
-    ``training``, ``param.grad`` and ``requires_grad`` stay as they were, and every hook is removed,
-    also when an error is raised.
+    ``training``, ``param.grad``, ``requires_grad`` and BatchNorm statistics stay as they were,
+    and every hook is removed, also when an error is raised. Calls on the same model from several
+    threads run one after the other. A model in training mode is explained as it is, with a
+    warning (once per model): dropout and batch statistics make such maps vary between calls.
 
     Args:
         forward_func: the model (or a function of the model) mapping ``(N, C, T, H, W)`` clips to
             ``(N, num_classes)`` scores.
         layers: a module, or a sequence of modules, of ``forward_func``; each must be called once
-            per forward pass and return a single tensor.
-        device_ids: for a ``forward_func`` that wraps an ``nn.DataParallel`` model: the order of the
-            devices the batch is scattered to (taken from the model itself when it is an
-            ``nn.DataParallel``). Not needed otherwise.
+            per forward pass and return one 5-D tensor.
+        device_ids: for a ``forward_func`` that wraps an ``nn.DataParallel`` model: the order of
+            the devices the batch is scattered to (taken from the model itself when it is an
+            ``nn.DataParallel``; required otherwise, as in Captum).
 
     Example:
         >>> model = Small3DCNN(num_classes=5).eval()
@@ -121,51 +119,65 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
         *,
         layer_rule: str = "3dcam",
         aggregation: str = "sum",
-        normalize_layers: bool = True,
+        normalize_layers: Union[bool, str] = True,
         output_size: Optional[Sequence[int]] = None,
         return_layer_maps: bool = False,
         attribute_to_layer_input: bool = False,
-    ) -> Union[Tensor, Tuple[Tensor, List[Tensor]]]:
+        grad_kwargs: Optional[Dict[str, Any]] = None,
+    ):
         r"""Attribute the target class to space-time positions of the input.
 
         Args:
-            inputs: clips ``(N, C, T, H, W)`` (or a tuple whose first element is the clip batch
-                and the rest further model inputs). Must be finite.
-            target: the class per sample: ``None`` for the predicted class (argmax of the output
-                of the same forward pass), an int for all samples, or a list / 1-D tensor of N
-                ints (Captum's ``TargetType``).
+            inputs: clips ``(N, C, T, H, W)``, or a tuple whose first element is the clip batch
+                and the rest further model inputs. Must be finite.
+            target: Captum's ``TargetType``: ``None`` for the predicted class (argmax of the
+                output of the same forward pass), an int (numpy integers too) or a tuple for all
+                samples, a list of N ints or tuples, or a 1-D tensor/array of N ints.
             additional_forward_args: further arguments passed to ``forward_func`` after the
                 inputs, as in Captum.
-            layer_rule: ``"3dcam"`` (paper eq. 1-2), ``"gradcam"`` or ``"layercam"``.
+            layer_rule: ``"3dcam"`` (paper eq. 1-2), ``"gradcam"``, ``"gradcam++"`` or
+                ``"layercam"``.
             aggregation: ``"sum"`` (paper eq. 3), ``"mean"`` or ``"max"`` over layers.
-            normalize_layers: divide each layer map by its per-sample maximum (``nrm``); with
-                False the raw products are aggregated.
+            normalize_layers: ``True`` or ``"max"``: divide each normalized quantity by its
+                per-sample maximum (``nrm``, the paper's); ``"minmax"``: ``(x - min) /
+                (max - min)`` instead; ``False``: aggregate the raw maps.
             output_size: ``(T, H, W)`` of the maps; defaults to the input's.
             return_layer_maps: also return the per-layer maps.
             attribute_to_layer_input: use each layer's input instead of its output.
+            grad_kwargs: extra keyword arguments of ``torch.autograd.grad``, as in Captum.
 
         Returns:
-            ``P`` of shape ``(N, 1, T, H, W)`` on the input's device and dtype, non-negative; with
+            ``P`` of shape ``(N, 1, T, H, W)`` on the input's device and dtype, non-negative (a
+            tuple ``(P,)`` when ``inputs`` is a tuple, as Captum formats outputs); with
             ``return_layer_maps=True``, ``(P, [map_1, ..., map_K])`` in the order of ``layers``.
+
+        Raises:
+            RuntimeError: called under ``torch.inference_mode()``, or the model output has no
+                gradient (detached, integer, computed without autograd).
 
         Shape:
             - inputs: :math:`(N, C, T, H, W)`
             - output: :math:`(N, 1, T, H, W)` (or ``(N, 1, *output_size)``)
         """
-        if layer_rule not in LAYER_RULES:
-            raise ValueError(
-                f"layer_rule: expected one of {sorted(LAYER_RULES)}, got {layer_rule!r}"
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "attribute: gradients cannot be taken inside torch.inference_mode(); call "
+                "attribute outside it (under torch.no_grad() it works: gradients are enabled "
+                "for the attribution pass only)"
             )
+        check_rule(layer_rule)
         if aggregation not in AGGREGATIONS:
             raise ValueError(
                 f"aggregation: expected one of {sorted(AGGREGATIONS)}, got {aggregation!r}"
             )
+        check_normalization(normalize_layers)
         all_inputs, clip = check_inputs(inputs)
         size = tuple(clip.shape[2:]) if output_size is None else check_size(output_size, "output_size")
-        extra = _format_additional_forward_args(additional_forward_args) or ()
+        keep_all = return_layer_maps or aggregation == "max"
+        check_map_memory(clip.shape[0], size, clip.device, len(self.layers) + 1 if keep_all else 3)
 
         activations, gradients = self._activations_and_gradients(
-            all_inputs, clip, target, extra, attribute_to_layer_input
+            all_inputs, target, additional_forward_args, attribute_to_layer_input, grad_kwargs
         )
         maps, running = [], None
         for k in range(len(activations)):
@@ -173,44 +185,64 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
                 activations[k], gradients[k], size, layer_rule, self.counterfactual, normalize_layers
             )
             activations[k] = gradients[k] = None  # free each layer as soon as it is used
-            if return_layer_maps or aggregation not in ("sum", "mean"):
+            if keep_all:
                 maps.append(m)
             else:  # running sum: one full-size map in memory, not K
                 running = m if running is None else running.add_(m)
         if running is not None:
             maps = [running / len(activations) if aggregation == "mean" else running]
-            aggregation = "sum"
-        result = aggregate(maps, aggregation).to(device=clip.device, dtype=clip.dtype)
+        result = aggregate(maps, "sum" if running is not None else aggregation)
+        result = _format_output(isinstance(inputs, tuple), (result.to(clip.dtype),))
         if return_layer_maps:
             return result, [m.to(device=clip.device, dtype=clip.dtype) for m in maps]
         return result
 
     def _activations_and_gradients(
-        self, all_inputs, clip: Tensor, target, extra: tuple, to_layer_input: bool
+        self, all_inputs, target, additional_forward_args, to_layer_input: bool, grad_kwargs
     ) -> Tuple[List[Tensor], List[Tensor]]:
         """One forward and one backward pass: ``(A_k, G_k)`` for every layer, on the clip's device."""
-        capture = LayerCapture(self.layers, self.layer_names, to_layer_input)
-        with torch.enable_grad(), preserve_buffers(_owner_module(self.forward_func)):
-            with capture:
-                output = self.forward_func(*all_inputs, *extra)
-            output = check_output(output, clip.shape[0])
-            targets = resolve_targets(target, output)
-            per_layer = capture.per_layer(_device_order(self.forward_func, self.device_ids))
-            flat = [t for tensors in per_layer for t in tensors]
-            score = output.gather(1, targets[:, None]).sum()
-            if score.requires_grad:
-                grads = torch.autograd.grad(score, flat, allow_unused=True)
-            else:  # no selected layer reaches the output: its gradient is zero
-                grads = [None] * len(flat)
-        grads = [torch.zeros_like(t) if g is None else g for t, g in zip(flat, grads)]
+        clip = all_inputs[0]
+        model = owner_module(self.forward_func)
+        device_ids = self.device_ids
+        if device_ids is None and isinstance(self.forward_func, nn.DataParallel):
+            device_ids = self.forward_func.device_ids
+        check = LayerCallCheck(self.layers, self.layer_names, to_layer_input)
 
-        activations, gradients, pos = [], [], 0
-        for tensors in per_layer:
-            pieces = range(pos, pos + len(tensors))
-            pos += len(tensors)
-            activations.append(_join([flat[i].detach() for i in pieces], clip.device))
-            gradients.append(_join([grads[i] for i in pieces], clip.device))
-        return activations, gradients
+        def scores(*args):
+            """The model's target scores ``(N,)``: what Captum differentiates."""
+            try:
+                output = self.forward_func(*args)
+            except RuntimeError as exc:
+                error = explain_forward_error(exc, self.forward_func, clip)
+                if error is exc:
+                    raise
+                raise error from exc
+            check.verify()  # before the backward pass: a layer ran twice or not at all
+            output = check_output(output, clip.shape[0])
+            return select_scores(output, resolve_targets(target, output))
+
+        kwargs = {**_GRAD_DEFAULTS, **(grad_kwargs or {})}
+        warn_if_training(model, type(self).__name__)
+        lock = model_lock(model if model is not None else self.layers[0])
+        with lock, preserve_buffers(model), check:
+            try:
+                gradients, activations = compute_layer_gradients_and_eval(
+                    scores, self.layers, all_inputs,
+                    additional_forward_args=_format_additional_forward_args(additional_forward_args),
+                    device_ids=device_ids, attribute_to_layer_input=to_layer_input,
+                    grad_kwargs=kwargs,
+                )
+            except AssertionError as exc:  # Captum's message when the device order is unknown
+                if "device" in str(exc).lower():
+                    raise ValueError(
+                        "device_ids: the layers ran on several devices but the device order is "
+                        "unknown; pass device_ids (the DataParallel model's device_ids) as in Captum"
+                    ) from exc
+                raise
+        return (
+            [a[0].detach().to(clip.device) for a in activations],
+            [g[0].to(clip.device) for g in gradients],
+        )
 
 
 GlobalLocal3DCam = LayerwiseGlobalLocal3DCam
@@ -223,9 +255,10 @@ class Counterfactual3DCam(LayerwiseGlobalLocal3DCam):
     .. math::
         \hat\beta_k = -\sum_c \frac{\partial y[c]}{\partial A_{kc}}
 
-    (``"gradcam"``: :math:`w = -\mathrm{mean}\,G`; ``"layercam"``: :math:`\mathrm{ReLU}(-G)`).
-    It highlights the regions whose activation argues *against* the target class. Arguments and
-    returns are those of :class:`LayerwiseGlobalLocal3DCam`.
+    (every rule sees :math:`-G`: ``"gradcam"`` :math:`w = -\mathrm{mean}\,G`, ``"layercam"``
+    :math:`\mathrm{ReLU}(-G)`, ``"gradcam++"`` its weights of :math:`-G`). It highlights the
+    regions whose activation argues *against* the target class. Arguments and returns are those
+    of :class:`LayerwiseGlobalLocal3DCam`.
     """
 
     counterfactual = True

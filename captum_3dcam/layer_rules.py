@@ -1,68 +1,92 @@
-r"""Per-layer map rules and the aggregation of layer maps.
+r"""Per-layer map rules, the per-layer normalizations, and the aggregation of layer maps.
 
 Every rule turns one layer's activation :math:`A_k` and gradient :math:`G_k`, both
 ``(N, C_k, T_k, H_k, W_k)``, into a map ``(N, 1, T, H, W)`` at the input's resolution. ``s`` is
-``+1`` for the plain method and ``-1`` for the counterfactual (paper eq. 4), ``up`` is trilinear
-upsampling and ``nrm`` the per-sample max normalization of :mod:`captum_3dcam.upsample`
-(skipped with ``normalize=False``):
+``+1`` for the plain method and ``-1`` for the counterfactual (paper eq. 4: the gradients are
+negated before everything else), ``up`` is trilinear upsampling
+(:func:`~captum_3dcam.upsample.upsample_to`) and ``nrm`` the per-sample normalization chosen by
+``normalize_layers`` (``"max"``: ``x / max x``, the paper's; ``"minmax"``:
+``(x - min) / (max - min)``; ``None``: identity; a constant or non-positive map becomes 0)::
 
-``"3dcam"`` (paper eq. 1-2, ReLU before the division by the maximum)::
-
-    beta  = s * sum_c G_kc          alpha = sum_c A_kc
-    map_k = nrm(relu(up(beta))) * nrm(relu(up(alpha)))
-
-``"gradcam"``::
-
-    w_kc  = s * mean_{t,h,w} G_kc
-    map_k = nrm(up(relu(sum_c w_kc A_kc)))
-
-``"layercam"``::
-
-    map_k = nrm(up(sum_c relu(s * G_kc) * A_kc))
+    "3dcam"     (paper eq. 1-2, ReLU before the normalization)
+                beta = s * sum_c G_kc,   alpha = sum_c A_kc
+                map_k = nrm(relu(up(beta))) * nrm(relu(up(alpha)))
+    "gradcam"   w_kc = s * mean_thw G_kc
+                map_k = nrm(up(relu(sum_c w_kc A_kc)))
+    "gradcam++" (Chattopadhay et al. 2018, the form pytorch-grad-cam uses, without its epsilon)
+                a = (sG)^2 / (2 (sG)^2 + (sum_thw A_kc) (sG)^3),  0 where G = 0 or the denominator is 0
+                w_kc = sum_thw a * relu(s G_kc)
+                map_k = nrm(up(relu(sum_c w_kc A_kc)))
+    "layercam"  map_k = nrm(up(sum_c relu(s G_kc) * A_kc))
 
 Aggregations over the K layer maps (paper eq. 3 for ``"sum"``)::
 
     "sum":  P = relu(sum_k map_k)      "mean": P = relu(sum_k map_k / K)
     "max":  P = relu(max_k map_k)
+
+Maps are computed in float32, or float64 for float64 activations (half precision is upcast).
 """
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor
 
-from .upsample import inverse_max, upsample_to
+from ._utils import inverse_max, normalize_max, normalize_minmax
+from ._validation import check_normalization
+from .upsample import upsample_to
 
-__all__ = ["LAYER_RULES", "AGGREGATIONS", "layer_map", "aggregate"]
+__all__ = ["LAYER_RULES", "AGGREGATIONS", "NORMALIZE", "layer_map", "aggregate"]
+
+Norm = Optional[Callable[[Tensor], Tensor]]
+
+NORMALIZE: Dict[Optional[str], Norm] = {"max": normalize_max, "minmax": normalize_minmax, None: None}
 
 
-def _rule_3dcam(A: Tensor, G: Tensor, size, sign: float, normalize: bool) -> Tensor:
+def _apply(nrm: Norm, x: Tensor) -> Tensor:
+    return x if nrm is None else nrm(x)
+
+
+def _rule_3dcam(A: Tensor, G: Tensor, size, sign: float, nrm: Norm) -> Tensor:
     # beta and alpha share one upsampling call: (N, 2, T_k, H_k, W_k) -> (N, 2, T, H, W)
     pair = torch.cat([sign * G.sum(dim=1, keepdim=True), A.sum(dim=1, keepdim=True)], dim=1)
     up = upsample_to(pair, size)
     up = torch.relu(up) if up is pair else up.relu_()
     beta, alpha = up[:, :1], up[:, 1:]
-    cam = beta * alpha
-    if normalize:  # nrm(b) * nrm(a) = b * a * (1/max b) * (1/max a): one full-size multiply
-        cam.mul_(inverse_max(beta) * inverse_max(alpha))
-    return cam
+    if nrm is normalize_max:  # nrm(b) * nrm(a) = b * a * (1/max b) * (1/max a): one full multiply
+        return (beta * alpha).mul_(inverse_max(beta) * inverse_max(alpha))
+    return _apply(nrm, beta) * _apply(nrm, alpha)
 
 
-def _rule_gradcam(A: Tensor, G: Tensor, size, sign: float, normalize: bool) -> Tensor:
-    weights = sign * G.mean(dim=(2, 3, 4), keepdim=True)
-    cam = torch.relu((weights * A).sum(dim=1, keepdim=True))
-    cam = upsample_to(cam, size)
-    return cam * inverse_max(cam) if normalize else cam
+def _weighted_sum(weights: Tensor, A: Tensor, size, nrm: Norm) -> Tensor:
+    """``nrm(up(relu(sum_c w_c A_c)))``; the channel sum is one batched matrix product."""
+    n, c = A.shape[:2]
+    cam = torch.bmm(weights.reshape(n, 1, c), A.reshape(n, c, -1)).view(n, 1, *A.shape[2:])
+    return _apply(nrm, upsample_to(cam.relu_(), size))
 
 
-def _rule_layercam(A: Tensor, G: Tensor, size, sign: float, normalize: bool) -> Tensor:
+def _rule_gradcam(A: Tensor, G: Tensor, size, sign: float, nrm: Norm) -> Tensor:
+    return _weighted_sum(sign * G.mean(dim=(2, 3, 4)), A, size, nrm)
+
+
+def _rule_gradcampp(A: Tensor, G: Tensor, size, sign: float, nrm: Norm) -> Tensor:
+    # For G != 0, a = G^2 / (2 G^2 + S G^3) = 1 / (2 + S G), so a * relu(G) = relu(G) / (2 + S G):
+    # the same value without the G^2 and G^3 temporaries (or their underflow). Where the
+    # denominator is 0 the quotient is inf or NaN, and nan_to_num sets it to 0, as the rule says.
+    G = G if sign > 0 else -G
+    S = A.sum(dim=(2, 3, 4), keepdim=True)
+    weights = torch.relu(G).div_(G.mul(S).add_(2.0)).nan_to_num_(0.0, 0.0, 0.0)
+    return _weighted_sum(weights.sum(dim=(2, 3, 4)), A, size, nrm)
+
+
+def _rule_layercam(A: Tensor, G: Tensor, size, sign: float, nrm: Norm) -> Tensor:
     cam = (torch.relu(sign * G) * A).sum(dim=1, keepdim=True)
-    cam = upsample_to(cam, size)
-    return cam * inverse_max(cam) if normalize else cam
+    return _apply(nrm, upsample_to(cam, size))
 
 
 LAYER_RULES: Dict[str, Callable] = {
     "3dcam": _rule_3dcam,
     "gradcam": _rule_gradcam,
+    "gradcam++": _rule_gradcampp,
     "layercam": _rule_layercam,
 }
 
@@ -81,32 +105,49 @@ AGGREGATIONS: Dict[str, Callable] = {
 }
 
 
+def check_rule(rule: str) -> str:
+    """``rule`` if it names a layer rule, else a ValueError listing them."""
+    if not isinstance(rule, str) or rule not in LAYER_RULES:
+        raise ValueError(f"layer_rule: expected one of {sorted(LAYER_RULES)}, got {rule!r}")
+    return rule
+
+
 def layer_map(
     activation: Tensor,
     gradient: Tensor,
     size: Sequence[int],
     rule: str = "3dcam",
     counterfactual: bool = False,
-    normalize: bool = True,
+    normalize=True,
 ) -> Tensor:
     """One layer's map at resolution ``size`` by ``rule``; see the module docstring.
 
-    Computed in float32 (half-precision activations and gradients are upcast).
+    Args:
+        activation, gradient: :math:`A_k` and :math:`G_k`.
+        size: ``(T, H, W)`` of the map.
+        rule: a key of :data:`LAYER_RULES`.
+        counterfactual: negate the gradient (paper eq. 4).
+        normalize: ``True``/``"max"``, ``"minmax"`` or ``False`` (see the module docstring).
 
     Shape:
         - activation, gradient: ``(N, C_k, T_k, H_k, W_k)``
         - output: ``(N, 1, *size)``
     """
-    if rule not in LAYER_RULES:
-        raise ValueError(f"layer_rule: expected one of {sorted(LAYER_RULES)}, got {rule!r}")
-    A = activation.float()
-    G = gradient.float()
+    nrm = NORMALIZE[check_normalization(normalize)]
+    wide = (torch.float32, torch.float64)
+    A = activation if activation.dtype in wide else activation.float()
+    G = gradient.to(A.dtype)
     sign = -1.0 if counterfactual else 1.0
-    return LAYER_RULES[rule](A, G, tuple(size), sign, normalize)
+    return LAYER_RULES[check_rule(rule)](A, G, tuple(size), sign, nrm)
 
 
 def aggregate(maps: List[Tensor], aggregation: str = "sum") -> Tensor:
-    """Aggregate K maps ``(N, 1, T, H, W)`` into one, followed by ReLU (paper eq. 3)."""
+    """Aggregate K maps ``(N, 1, T, H, W)`` into one, followed by ReLU (paper eq. 3).
+
+    Shape:
+        - maps: K tensors :math:`(N, 1, T, H, W)`
+        - output: :math:`(N, 1, T, H, W)`
+    """
     if aggregation not in AGGREGATIONS:
         raise ValueError(
             f"aggregation: expected one of {sorted(AGGREGATIONS)}, got {aggregation!r}"

@@ -12,7 +12,7 @@ from captum_3dcam.models import Small3DCNN
 from _models import TinyLinearHead, TwoBlock3D, seeded
 
 ATTRIBUTION_CLASSES = [LayerwiseGlobalLocal3DCam, Counterfactual3DCam]
-RULES = ["3dcam", "gradcam", "layercam"]
+RULES = ["3dcam", "gradcam", "gradcam++", "layercam"]
 
 
 def tiny_input():
@@ -39,10 +39,20 @@ HAND = {
     ("layercam", False, False): [0, 2, 0, 0, 0, 0, 0, 0],
     ("layercam", True, True): [0, 0, 0, 0, 0, 0, 0, 1],
     ("layercam", True, False): [0, 0, 0, 0, 0, 0, 0, 7],
+    # gradcam++: S_0 = sum x = 28, S_1 = 56; a * relu(G) = 1 / (2 + S G) where G > 0:
+    # w_0 = 1/30 (position 0), w_1 = 1/58 (position 1); map = x (w_0 + 2 w_1) = x * 59/870.
+    ("gradcam++", False, True): [i / 7 for i in range(8)],
+    ("gradcam++", False, False): [i * 59 / 870 for i in range(8)],
+    # counterfactual: -G_0 = +1 at position 7 -> w_0 = 1/(2 + 28) = 1/30; -G_1 <= 0 -> w_1 = 0
+    ("gradcam++", True, True): [i / 7 for i in range(8)],
+    ("gradcam++", True, False): [i / 30 for i in range(8)],
+    # min-max: every normalized quantity here has minimum 0, so it equals the max normalization
+    ("3dcam", False, "minmax"): [0, 1 / 7, 0, 0, 0, 0, 0, 0],
+    ("gradcam++", False, "minmax"): [i / 7 for i in range(8)],
 }
 
 
-@pytest.mark.parametrize("rule, counterfactual, normalize", sorted(HAND))
+@pytest.mark.parametrize("rule, counterfactual, normalize", sorted(HAND, key=str))
 def test_hand_computed_values(rule, counterfactual, normalize):
     model = TinyLinearHead()
     cls = Counterfactual3DCam if counterfactual else GlobalLocal3DCam
@@ -58,6 +68,30 @@ def test_hand_computed_uniform_gradient_class():
     model = TinyLinearHead()
     out = GlobalLocal3DCam(model, model.conv).attribute(tiny_input(), target=1)
     torch.testing.assert_close(out.flatten(), torch.arange(8.0) / 7)
+
+
+def test_hand_computed_gradcampp_uniform_gradient_class():
+    # class 1: G = 1/16 everywhere: w_0 = 8 (1/16) / (2 + 28/16) = 2/15, w_1 = 8 (1/16) / (2 + 56/16) = 1/11
+    model = TinyLinearHead()
+    out = GlobalLocal3DCam(model, model.conv).attribute(
+        tiny_input(), target=1, layer_rule="gradcam++", normalize_layers=False
+    )
+    torch.testing.assert_close(out.flatten(), torch.arange(8.0) * (2 / 15 + 2 / 11))
+
+
+def test_minmax_normalization_differs_from_max_where_the_minimum_is_not_zero():
+    model = TinyLinearHead()
+    x = tiny_input() + 1  # 1..8
+    cam = GlobalLocal3DCam(model, model.conv)
+    # layercam, class 1: sum_c relu(1/16) A_c = 3 (x + 1) / 16
+    by_max = cam.attribute(x, target=1, layer_rule="layercam", normalize_layers="max")
+    by_minmax = cam.attribute(x, target=1, layer_rule="layercam", normalize_layers="minmax")
+    torch.testing.assert_close(by_max.flatten(), (torch.arange(8.0) + 1) / 8)
+    torch.testing.assert_close(by_minmax.flatten(), torch.arange(8.0) / 7)
+    torch.testing.assert_close(cam.attribute(x, target=1, layer_rule="layercam", normalize_layers=True), by_max)
+    # 3dcam, class 1: beta is constant, so its min-max normalization is 0 (never NaN)
+    flat = cam.attribute(x, target=1, normalize_layers="minmax")
+    assert torch.equal(flat, torch.zeros_like(flat))
 
 
 def test_predicted_class_is_the_default_target():

@@ -10,7 +10,7 @@ from captum_3dcam.models import Small3DCNN
 from _models import seeded
 
 CLASSES = [GlobalLocal3DCam, Counterfactual3DCam]
-RULES = ["3dcam", "gradcam", "layercam"]
+RULES = ["3dcam", "gradcam", "gradcam++", "layercam"]
 
 
 def all_hooks(model):
@@ -61,6 +61,7 @@ def layers_of(model):
 @pytest.mark.parametrize("cls", CLASSES)
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("training", [False, True])
+@pytest.mark.filterwarnings("ignore:.*training mode")
 def test_model_unchanged_after_success(cls, rule, training):
     model = make_model(training=training)
     before = snapshot(model)
@@ -148,7 +149,7 @@ BAD_CALLS = [
     ("target wrong length", None, None, dict(target=[1, 2, 3]), ValueError, ["target", "length"]),
     ("target tensor wrong length", None, None, dict(target=torch.tensor([1, 2, 3])), ValueError, ["target"]),
     ("target float", None, None, dict(target=1.5), TypeError, ["target"]),
-    ("unknown rule", None, None, dict(layer_rule="gradcam++"), ValueError, ["layer_rule", "gradcam++"]),
+    ("unknown rule", None, None, dict(layer_rule="gradcam+++"), ValueError, ["layer_rule", "gradcam+++"]),
     ("unknown aggregation", None, None, dict(aggregation="median"), ValueError, ["aggregation", "median"]),
     ("output_size 2 entries", None, None, dict(output_size=(8, 32)), TypeError, ["output_size"]),
     ("output_size zero", None, None, dict(output_size=(8, 0, 32)), ValueError, ["output_size"]),
