@@ -17,6 +17,9 @@ negated before everything else), ``up`` is trilinear upsampling
                 a = (sG)^2 / (2 (sG)^2 + (sum_thw A_kc) (sG)^3),  0 where G = 0 or the denominator is 0
                 w_kc = sum_thw a * relu(s G_kc)
                 map_k = nrm(up(relu(sum_c w_kc A_kc)))
+    "xgradcam"  (Fu et al. 2020, Axiom-based Grad-CAM)
+                w_kc = s * sum_thw A_kc G_kc / sum_thw A_kc,  0 where sum_thw A_kc = 0
+                map_k = nrm(up(relu(sum_c w_kc A_kc)))
     "layercam"  map_k = nrm(up(sum_c relu(s G_kc) * A_kc))
 
 Aggregations over the K layer maps (paper eq. 3 for ``"sum"``)::
@@ -78,6 +81,15 @@ def _rule_gradcampp(A: Tensor, G: Tensor, size, sign: float, nrm: Norm) -> Tenso
     return _weighted_sum(weights.sum(dim=(2, 3, 4)), A, size, nrm)
 
 
+def _rule_xgradcam(A: Tensor, G: Tensor, size, sign: float, nrm: Norm) -> Tensor:
+    n, c = A.shape[:2]
+    flat = A.reshape(n, c, -1)
+    total = flat.sum(dim=2)
+    dot = (flat * G.reshape(n, c, -1)).sum(dim=2)
+    weights = torch.where(total != 0, dot / torch.where(total != 0, total, torch.ones_like(total)), 0.0)
+    return _weighted_sum(sign * weights, A, size, nrm)
+
+
 def _rule_layercam(A: Tensor, G: Tensor, size, sign: float, nrm: Norm) -> Tensor:
     cam = (torch.relu(sign * G) * A).sum(dim=1, keepdim=True)
     return _apply(nrm, upsample_to(cam, size))
@@ -87,6 +99,7 @@ LAYER_RULES: Dict[str, Callable] = {
     "3dcam": _rule_3dcam,
     "gradcam": _rule_gradcam,
     "gradcam++": _rule_gradcampp,
+    "xgradcam": _rule_xgradcam,
     "layercam": _rule_layercam,
 }
 

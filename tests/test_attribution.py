@@ -12,7 +12,7 @@ from captum_3dcam.models import Small3DCNN
 from _models import TinyLinearHead, TwoBlock3D, seeded
 
 ATTRIBUTION_CLASSES = [LayerwiseGlobalLocal3DCam, Counterfactual3DCam]
-RULES = ["3dcam", "gradcam", "gradcam++", "layercam"]
+RULES = ["3dcam", "gradcam", "gradcam++", "xgradcam", "layercam"]
 
 
 def tiny_input():
@@ -46,6 +46,10 @@ HAND = {
     # counterfactual: -G_0 = +1 at position 7 -> w_0 = 1/(2 + 28) = 1/30; -G_1 <= 0 -> w_1 = 0
     ("gradcam++", True, True): [i / 7 for i in range(8)],
     ("gradcam++", True, False): [i / 30 for i in range(8)],
+    # xgradcam: w_0 = sum(x * G_0) / 28 = -7/28, w_1 = sum(2x * G_1) / 56 = 2/56; map = relu(-5x/28) = 0
+    ("xgradcam", False, True): [0] * 8,
+    ("xgradcam", True, True): [i / 7 for i in range(8)],
+    ("xgradcam", True, False): [i * 5 / 28 for i in range(8)],
     # min-max: every normalized quantity here has minimum 0, so it equals the max normalization
     ("3dcam", False, "minmax"): [0, 1 / 7, 0, 0, 0, 0, 0, 0],
     ("gradcam++", False, "minmax"): [i / 7 for i in range(8)],

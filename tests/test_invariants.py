@@ -10,7 +10,7 @@ from captum_3dcam.models import Small3DCNN
 from _models import seeded
 
 CLASSES = [GlobalLocal3DCam, Counterfactual3DCam]
-RULES = ["3dcam", "gradcam", "gradcam++", "layercam"]
+RULES = ["3dcam", "gradcam", "gradcam++", "xgradcam", "layercam"]
 
 
 def all_hooks(model):

@@ -15,7 +15,7 @@ def _pgc():
 
 
 @pytest.mark.parametrize("method, rule", [("GradCAMPlusPlus", "gradcam++"), ("GradCAM", "gradcam"),
-                                          ("LayerCAM", "layercam")])
+                                          ("LayerCAM", "layercam"), ("XGradCAM", "xgradcam")])
 def test_raw_layer_cams_match_pytorch_grad_cam_on_a_3d_model(method, rule):
     pgc = _pgc()
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
