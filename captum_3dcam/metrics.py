@@ -18,7 +18,8 @@ from typing import Dict, Iterable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .localization import _as_frames, mask_to_segments
+from .localization import _as_frames
+from .tubes import mask_to_segments
 
 __all__ = [
     "check_boxes",

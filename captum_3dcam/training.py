@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ._utils import progress_bar
+
 __all__ = [
     "TrainConfig",
     "train",
@@ -105,18 +107,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def _progress(iterable, disable: bool, **kwargs):
-    if disable:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as exc:  # pragma: no cover - tqdm is in the test extras
-        raise ImportError(
-            "progress bars need tqdm: pip install captum-3dcam[progress] (or pass progress=False)"
-        ) from exc
-    return tqdm(iterable, **kwargs)
-
-
 def video_ids_of(dataset: Dataset) -> List[Any]:
     """Video id of every item: ``dataset.video_ids``, ``dataset.video_id(i)``, through ``Subset``.
 
@@ -181,7 +171,7 @@ def evaluate(
     probs, labels, loss_sum = [], [], 0.0
     try:
         loader = _loader(dataset, batch_size, False, 0, num_workers)
-        for batch in _progress(loader, not progress, desc="eval", leave=False):
+        for batch in progress_bar(loader, "eval", enabled=progress, leave=False):
             x, y = _split_batch(batch)
             x, y = x.to(device), torch.as_tensor(y).to(device)
             logits = model(x)
@@ -354,8 +344,8 @@ def train(
     eval_bs = config.eval_batch_size or config.batch_size
     was_training = model.training
     try:
-        epochs = _progress(range(start, config.epochs), not config.progress, desc="epochs",
-                           initial=start, total=config.epochs)
+        epochs = progress_bar(range(start, config.epochs), "epochs", enabled=config.progress,
+                          initial=start, total=config.epochs)
         for epoch in epochs:
             t0 = time.perf_counter()
             model.train()
@@ -363,7 +353,7 @@ def train(
                              config.num_workers)
             lr = optimizer.param_groups[0]["lr"]
             loss_sum, correct, seen = 0.0, 0, 0
-            bar = _progress(loader, not config.progress, desc=f"epoch {epoch + 1}", leave=False)
+            bar = progress_bar(loader, f"epoch {epoch + 1}", enabled=config.progress, leave=False)
             for batch in bar:
                 x, y = _split_batch(batch)
                 x, y = x.to(device), torch.as_tensor(y).to(device)

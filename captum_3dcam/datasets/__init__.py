@@ -13,7 +13,8 @@ from .act_detector import ActDetectorGT, VideoAnnotation, VideoClipDataset, load
 from .jhmdb import JHMDB, JHMDB_CLASSES, boxes_from_masks, boxes_from_puppet_mask
 from .synthetic import DIFFICULTIES, MOTIONS, SYNTHETIC_CLASSES, SyntheticActions, SyntheticDifficulty
 from .ucf101_24 import UCF101_24, UCF101_24_CLASSES, load_pyannot, read_split_file
-from .video_io import count_frames, frames_to_clip, read_frames
+from ..preprocess import frames_to_clip
+from ..video import count_frames, read_frames
 
 __all__ = [
     "SyntheticActions",

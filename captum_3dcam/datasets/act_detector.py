@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .video_io import VIDEO_EXTENSIONS, read_frames
+from ..video import VIDEO_EXTENSIONS, read_frames
 
 __all__ = [
     "VideoAnnotation",

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._utils import mask_to_boxes
+
 __all__ = ["SyntheticActions", "SyntheticDifficulty", "SYNTHETIC_CLASSES", "MOTIONS", "DIFFICULTIES"]
 
 #: Every motion the actor can perform; a dataset's classes are a selection of these.
@@ -411,7 +413,7 @@ class SyntheticActions(Dataset):
             frames += alpha[k][None] * (obj - frames)
         if cfg.noise_std > 0:
             frames += np.float32(cfg.noise_std) * rng.standard_normal(frames.shape, dtype=np.float32)
-        return frames.astype(np.float32), _mask_boxes(rho[0] <= 1.0)
+        return frames.astype(np.float32), mask_to_boxes(torch.from_numpy(rho[0] <= 1.0)).numpy().astype(np.float32)
 
 
 def _upsample_grid(grid: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -428,16 +430,3 @@ def _upsample_grid(grid: np.ndarray, h: int, w: int) -> np.ndarray:
         return m
     wy, wx = weights(h, grid.shape[1]), weights(w, grid.shape[2])
     return np.einsum("hi,cij,wj->chw", wy, grid, wx).astype(np.float32)
-
-
-def _mask_boxes(mask: np.ndarray) -> np.ndarray:
-    """Pixel-edge boxes ``(T, 4)`` of a boolean ``(T, H, W)`` mask; NaN rows where it is empty."""
-    cols, rows = mask.any(1), mask.any(2)  # (T, W), (T, H)
-    w, h = cols.shape[1], rows.shape[1]
-    x1 = cols.argmax(1)
-    x2 = w - cols[:, ::-1].argmax(1)
-    y1 = rows.argmax(1)
-    y2 = h - rows[:, ::-1].argmax(1)
-    out = np.stack([x1, y1, x2, y2], 1).astype(np.float32)
-    out[~cols.any(1)] = np.nan
-    return out
