@@ -19,7 +19,7 @@ from .errors import Captum3DCamError
 
 __all__ = [
     "inverse_max", "normalize_max", "normalize_minmax", "mask_to_boxes", "inter_union",
-    "resolve_layers", "optional_import", "progress_bar", "log",
+    "resolve_layers", "resolve_device", "optional_import", "progress_bar", "log",
 ]
 
 
@@ -135,6 +135,19 @@ def resolve_layers(model: nn.Module, layers: Any, name: str = "layers") -> Tuple
     if twice:
         raise Captum3DCamError(f"{name}: {', '.join(map(repr, twice))} is given twice")
     return names, [modules[n] for n in names]
+
+
+def resolve_device(device: Any = "auto") -> torch.device:
+    """``"auto"`` (or ``None``): CUDA when available, else the CPU; anything else as ``torch.device``."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise Captum3DCamError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise Captum3DCamError("device: CUDA was asked for but torch.cuda.is_available() is False here")
+    return device
 
 
 _EXTRAS = {"av": "video", "matplotlib": "viz", "PIL": "viz", "scipy": "localization", "tqdm": "progress"}

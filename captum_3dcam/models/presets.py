@@ -21,6 +21,8 @@ from typing import List, Sequence
 
 from torch import nn
 
+from .._utils import resolve_layers
+
 __all__ = ["default_layer_names", "default_layers", "get_layers"]
 
 def _s3d_inception_blocks(model: nn.Module) -> List[str]:
@@ -63,11 +65,7 @@ def get_layers(model: nn.Module, names: Sequence[str]) -> List[nn.Module]:
     Raises:
         ValueError: a name that is not a submodule (all unknown names listed).
     """
-    modules = dict(model.named_modules())
-    unknown = [n for n in names if n not in modules or n == ""]
-    if unknown:
-        raise ValueError(f"names: {type(model).__name__} has no submodules {unknown}")
-    return [modules[n] for n in names]
+    return resolve_layers(model, list(names), "names")[1]
 
 
 def default_layers(model: nn.Module) -> List[nn.Module]:
