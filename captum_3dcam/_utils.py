@@ -109,7 +109,7 @@ def resolve_layers(model: nn.Module, layers: Any, name: str = "layers") -> Tuple
     layers = [p for entry in layers for p in (entry.split(",") if isinstance(entry, str) else [entry]) if p != ""]
     if not layers:
         raise Captum3DCamError(f"{name}: expected at least one layer, got an empty sequence")
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules(remove_duplicate=False))  # a module shared under two names: both
     by_id = {}
     for key, module in modules.items():
         by_id.setdefault(id(module), key)
