@@ -213,7 +213,7 @@ class _Lines:
 
 
 def progress_bar(iterable: Iterable, desc: str = "", *, total: Optional[int] = None, unit: str = "it",
-             enabled: bool = True, leave: bool = True, initial: int = 0, interval: float = 5.0):
+                 enabled: bool = True, leave: bool = True, initial: int = 0, interval: float = 5.0):
     """The one progress bar of the library: ``iterable`` wrapped, with ``set_postfix`` and ``close``.
 
     - ``enabled=False``, or ``CAPTUM_3DCAM_PROGRESS=0`` in the environment: silent.

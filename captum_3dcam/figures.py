@@ -20,11 +20,7 @@ from .overlays import GT_COLOR, PRED_COLOR, _as_maps, _resize_maps, draw_boxes, 
 from .video import _as_tensor, _check_fps, to_frames
 
 __all__ = [
-    "plot_overlay_rows",
-    "plot_layer_grid",
-    "plot_gradcam_vs_3dcam",
-    "plot_class_maps",
-    "plot_temporal_curve",
+    "plot_overlay_rows", "plot_layer_grid", "plot_gradcam_vs_3dcam", "plot_class_maps", "plot_temporal_curve",
     "save_figure",
 ]
 

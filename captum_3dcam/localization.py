@@ -31,11 +31,7 @@ from torch import Tensor
 from ._utils import mask_to_boxes, optional_import
 
 __all__ = [
-    "Regions",
-    "threshold_masks",
-    "otsu_thresholds",
-    "attribution_to_boxes",
-    "attribution_to_regions",
+    "Regions", "threshold_masks", "otsu_thresholds", "attribution_to_boxes", "attribution_to_regions",
 ]
 _TUBES = ("link_tube", "attribution_to_tubes", "temporal_attention", "mask_to_segments", "attention_to_segments")
 

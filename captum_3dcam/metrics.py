@@ -12,6 +12,9 @@ such frames are excluded from every denominator and are never hits (Quantus coun
 - Acc2: the same numerators restricted to clips whose predicted class equals the label, over the
   same denominator: ``Acc2 = c * #hits / #GT frames`` per clip, ``c = [prediction == label]``.
 - Temporal IoU of segments ``[start, end)``: ``|a ∩ b| / |a ∪ b|`` on the time axis.
+
+Lives here: the metrics and :class:`LocalizationMeter`. Does not live here: turning maps into boxes
+(:mod:`captum_3dcam.localization`) and running methods over datasets (:mod:`captum_3dcam.evaluation`).
 """
 from typing import Dict, Iterable, Optional, Sequence
 

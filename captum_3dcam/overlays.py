@@ -31,15 +31,8 @@ from ._utils import optional_import
 from .video import _as_tensor, to_frames
 
 __all__ = [
-    "normalize_maps",
-    "colorize",
-    "overlay",
-    "draw_boxes",
-    "frame_indices",
-    "resize_frames",
-    "tile_videos",
-    "PRED_COLOR",
-    "GT_COLOR",
+    "normalize_maps", "colorize", "overlay", "draw_boxes", "frame_indices", "resize_frames", "tile_videos",
+    "PRED_COLOR", "GT_COLOR",
 ]
 
 ArrayLike = Union[torch.Tensor, np.ndarray]

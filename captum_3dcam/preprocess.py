@@ -17,14 +17,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "ClipGeometry",
-    "centre_frame_indices",
-    "preprocess_clip",
-    "preprocess_i3d",
-    "preprocess_resnext",
-    "frames_to_clip",
-    "I3D_MIN_FRAMES",
-    "ACTIVITYNET_MEAN",
+    "ClipGeometry", "centre_frame_indices", "preprocess_clip", "preprocess_i3d", "preprocess_resnext",
+    "frames_to_clip", "I3D_MIN_FRAMES", "ACTIVITYNET_MEAN",
 ]
 
 I3D_MIN_FRAMES = 9

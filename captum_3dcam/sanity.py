@@ -15,6 +15,9 @@ trained model instead.
 The user's model is never touched: everything runs on a ``copy.deepcopy`` of it. The target class
 is fixed from the trained copy (its prediction when ``target=None``), so every step explains the
 same class.
+
+Lives here: the randomization test and its similarity measures (Spearman, SSIM). Does not live here:
+the tables that report it (:func:`captum_3dcam.evaluation.sanity_table`).
 """
 import copy
 from dataclasses import dataclass

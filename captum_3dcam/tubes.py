@@ -16,11 +16,7 @@ from ._utils import inter_union
 from .localization import Threshold, _as_frames, attribution_to_regions, threshold_masks
 
 __all__ = [
-    "link_tube",
-    "attribution_to_tubes",
-    "temporal_attention",
-    "mask_to_segments",
-    "attention_to_segments",
+    "link_tube", "attribution_to_tubes", "temporal_attention", "mask_to_segments", "attention_to_segments",
 ]
 
 

@@ -19,40 +19,14 @@ import numpy as np
 import torch
 
 from ._utils import optional_import
-from .preprocess import (  # noqa: F401  (re-exported: their home until 0.1)
-    ACTIVITYNET_MEAN,
-    I3D_MIN_FRAMES,
-    ClipGeometry,
-    centre_frame_indices,
-    frames_to_clip,
-    preprocess_clip,
-    preprocess_i3d,
-    preprocess_resnext,
-)
+from . import preprocess, windows
+from .preprocess import (ACTIVITYNET_MEAN, I3D_MIN_FRAMES, ClipGeometry, centre_frame_indices,  # noqa: F401
+                         frames_to_clip, preprocess_clip, preprocess_i3d, preprocess_resnext)
 from .windows import apply_sliding_windows, sliding_windows, stitch_windows  # noqa: F401  (re-exported)
 
 __all__ = [
-    "read_video",
-    "read_frames",
-    "count_frames",
-    "video_fps",
-    "to_frames",
-    "save_gif",
-    "save_mp4",
-    "save_video",
-    "VIDEO_EXTENSIONS",
-    "IMAGE_EXTENSIONS",
-    "ClipGeometry",
-    "centre_frame_indices",
-    "preprocess_clip",
-    "preprocess_i3d",
-    "preprocess_resnext",
-    "frames_to_clip",
-    "sliding_windows",
-    "stitch_windows",
-    "apply_sliding_windows",
-    "I3D_MIN_FRAMES",
-    "ACTIVITYNET_MEAN",
+    "read_video", "read_frames", "count_frames", "video_fps", "to_frames", "save_gif", "save_mp4", "save_video",
+    "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", *preprocess.__all__, *windows.__all__,  # the last two: their old home
 ]
 
 ArrayLike = Union[torch.Tensor, np.ndarray]

@@ -8,6 +8,9 @@
 Every dataset has ``classes`` (names, index = label) and ``video_ids`` (the video of each item,
 for video-wise accuracy). Boxes are ``(x1, y1, x2, y2)`` in pixel-edge coordinates, NaN rows
 where a frame has no box.
+
+Does not live here: decoding video files (:mod:`captum_3dcam.video`) and preprocessing for a model
+(:mod:`captum_3dcam.preprocess`).
 """
 from .act_detector import ActDetectorGT, VideoAnnotation, VideoClipDataset, load_act_detector_gt, tubes_to_boxes
 from .jhmdb import JHMDB, JHMDB_CLASSES, boxes_from_masks, boxes_from_puppet_mask

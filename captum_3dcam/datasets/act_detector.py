@@ -18,6 +18,9 @@ consecutive frames (non-overlapping by default, the paper's protocol) and yields
 ``(clip, boxes, label)``: the frames as read (uint8 ``(T, H, W, 3)``) or passed through
 ``transform``, the per-frame boxes ``(T, 4)`` at the original resolution (NaN rows where no
 actor is annotated), the video's label.
+
+Lives here: the act-detector GT reader and the clip dataset JHMDB and UCF101-24 share. Does not live
+here: the datasets' own folder layouts (:mod:`.jhmdb`, :mod:`.ucf101_24`) and decoding (:mod:`captum_3dcam.video`).
 """
 import pickle
 from dataclasses import dataclass, field

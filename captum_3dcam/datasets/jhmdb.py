@@ -10,6 +10,8 @@ Two layouts are read:
   ``root/splits/<class>_test_split<fold>.txt`` (lines ``<video>.avi 1|2``, 1 = train, 2 = test).
   The box of frame ``t`` is the extent of the nonzero pixels of ``part_mask[:, :, t]``
   (``H x W x T``) in pixel-edge coordinates: columns ``i..j`` give ``x1 = i, x2 = j + 1``.
+
+Does not live here: the clip dataset machinery it shares with UCF101-24 (:mod:`.act_detector`).
 """
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union

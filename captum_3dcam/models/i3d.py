@@ -17,6 +17,9 @@ Shape:
     For ``(N, 3, 64, 224, 224)``: ``Conv3d_1a_7x7 (N, 64, 32, 112, 112)``,
     ``Conv3d_2c_3x3 (N, 192, 32, 56, 56)``, ``Mixed_3c (N, 480, 32, 28, 28)``,
     ``Mixed_4f (N, 832, 16, 14, 14)``, ``Mixed_5c (N, 1024, 8, 7, 7)``.
+
+Does not live here: reading DeepMind's checkpoint safely (:mod:`.checkpoints`) and preprocessing
+(:func:`captum_3dcam.preprocess.preprocess_i3d`).
 """
 import math
 from collections import OrderedDict

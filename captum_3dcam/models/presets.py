@@ -16,6 +16,9 @@ torchvision ``s3d``          the Inception blocks ``features.5, .6, .8-.12, .14,
 ===========================  ===================================================================
 
 torchvision is never imported here: its models are recognised by class name.
+
+Does not live here: the models known by name (:mod:`.registry`) and the attribution presets
+(``captum_3dcam.presets``).
 """
 from typing import List, Sequence
 

@@ -28,12 +28,8 @@ from ..training import TrainConfig, load_checkpoint, train
 from .small import Small3DCNN
 
 __all__ = [
-    "SMALL_MODEL_RECIPE",
-    "QUICK_RECIPE",
-    "train_small_model",
-    "load_or_train_small_model",
-    "default_small_checkpoint",
-    "load_small_checkpoint",
+    "SMALL_MODEL_RECIPE", "QUICK_RECIPE", "train_small_model", "load_or_train_small_model",
+    "default_small_checkpoint", "load_small_checkpoint",
 ]
 
 PathLike = Union[str, os.PathLike]
