@@ -69,6 +69,9 @@ def plot_overlay_rows(
 
     Returns:
         ``matplotlib.figure.Figure``.
+
+    Shape:
+        ``video``: ``T`` frames; each row's map ``(T, H, W)`` (or ``(1, 1, T, H, W)``); boxes ``(T, 4)``
     """
     base = to_frames(video, value_range)
     T, H, W, _ = base.shape
@@ -143,6 +146,9 @@ def plot_layer_grid(
         layer_names: row labels for a sequence of maps (default ``layer 1..K``).
         aggregate_name: label of the last row.
         **kwargs: passed to :func:`plot_overlay_rows` (``num_frames``, ``gt_boxes``, ``title`` ...).
+
+    Shape:
+        ``video``: ``T`` frames; each map ``(1, 1, T, H, W)`` or ``(T, H, W)``
     """
     if isinstance(layer_maps, Mapping):
         rows = dict(layer_maps)
@@ -169,6 +175,9 @@ def plot_gradcam_vs_3dcam(
     """The paper's figure 4: input frames, GradCAM (last layer) and 3DCam, row by row.
 
     Predicted boxes (red) and ``gt_boxes`` (green, via ``kwargs``) are drawn when given.
+
+    Shape:
+        ``video``: ``T`` frames; maps ``(1, 1, T, H, W)`` or ``(T, H, W)``; boxes ``(T, 4)``
     """
     rows = {"GradCAM": gradcam, "3DCam": cam3d}
     boxes = {k: v for k, v in (("GradCAM", gradcam_boxes), ("3DCam", cam3d_boxes)) if v is not None}
@@ -188,6 +197,9 @@ def plot_class_maps(
     Args:
         class_maps: ``{"1. javelin throw (0.81)": map, ...}`` in display order.
         counterfactual: the :class:`Counterfactual3DCam` map of the top class (eq. 4).
+
+    Shape:
+        ``video``: ``T`` frames; maps ``(1, 1, T, H, W)`` or ``(T, H, W)``
     """
     rows = dict(class_maps)
     if counterfactual is not None:

@@ -132,6 +132,11 @@ class LayerGate(nn.Module):
         return torch.flatten(pooled, 1)
 
     def forward(self, activation: torch.Tensor) -> torch.Tensor:
+        """``g(A) = W flatten(avgpool_{(T', 1, 1)}(relu(A))) + b``.
+
+        Shape:
+            ``(N, C_k, T_k, H_k, W_k) -> (N, num_classes)``
+        """
         if not self.is_built:
             raise RuntimeError(
                 "LayerGate: this lazy gate is not built yet; call gate.build(in_channels, "

@@ -164,15 +164,11 @@ class LayerwiseGatedClassifier(nn.Module):
         else:
             example = _example_batch(backbone, input_shape, example_input)
             shapes = self._dry_run(example)
-            sizes = [
-                (shape[1], self._temporal_size(name, shape, example.shape))
-                for name, shape in zip(self.layer_names, shapes)
-            ]
+            sizes = [(shape[1], self._temporal_size(name, shape, example.shape))
+                     for name, shape in zip(self.layer_names, shapes)]
             device, dtype = _param_device_dtype(backbone, example)
-            self.gates = nn.ModuleList(
-                LayerGate(c, t, num_classes, self.channel_pool).to(device=device, dtype=dtype)
-                for c, t in sizes
-            )
+            self.gates = nn.ModuleList(LayerGate(c, t, num_classes, self.channel_pool).to(device=device, dtype=dtype)
+                                       for c, t in sizes)
         self._saved_requires_grad: Optional[List[bool]] = None
         self.backbone_frozen = False
         if freeze_backbone:
@@ -285,6 +281,9 @@ class LayerwiseGatedClassifier(nn.Module):
         Returns ``logits`` ``(N, num_classes)``, or with ``return_gate_logits=True`` the tuple
         ``(logits, [gate_logits_k], backbone_logits)``. A lazy gate is sized only once the whole
         first call has succeeded, so a failed first call leaves the model lazy.
+
+        Shape:
+            ``x`` ``(N, C, T, H, W)`` -> ``(N, num_classes)``
         """
         backbone_logits, gate_logits = self._run_backbone(x, args, kwargs, gated=True)
         _check_logits(backbone_logits, self.num_classes)

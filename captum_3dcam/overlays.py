@@ -127,6 +127,9 @@ def overlay(
     Example:
         >>> frames = overlay(clip, cam[0])          # clip (3, T, H, W), cam (N, 1, T, H, W)
         >>> save_video(frames, "attention.gif")
+
+    Shape:
+        ``video`` ``(T, H, W, 3)`` / ``(C, T, H, W)``, ``maps`` ``(T, h, w)`` -> ``(T, H, W, 3)`` uint8
     """
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha: expected a value in [0, 1], got {alpha}")

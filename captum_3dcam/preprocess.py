@@ -182,6 +182,9 @@ def preprocess_clip(
     Returns:
         ``(clip, geometry)``: ``clip`` ``(1, 3, T', crop_size, crop_size)`` float32 on ``frames``'s
         device, and a :class:`ClipGeometry`.
+
+    Shape:
+        ``(T, H, W, 3)`` -> ``(1, 3, T', crop_size, crop_size)``
     """
     _check_frames(frames)
     if crop_size > short_side:
@@ -223,6 +226,9 @@ def preprocess_i3d(frames: torch.Tensor, num_frames: Optional[int] = None) -> Tu
 
     Returns:
         ``(clip (1, 3, T', 224, 224), geometry)``.
+
+    Shape:
+        ``(T, H, W, 3)`` uint8 -> ``(1, 3, T', 224, 224)``
     """
     return preprocess_clip(
         frames, short_side=256, crop_size=224, scale=1 / 127.5, mean=(1.0, 1.0, 1.0), std=(1.0, 1.0, 1.0),
@@ -239,6 +245,9 @@ def preprocess_resnext(frames: torch.Tensor, num_frames: Optional[int] = 16) -> 
 
     Returns:
         ``(clip (1, 3, T', 112, 112), geometry)``.
+
+    Shape:
+        ``(T, H, W, 3)`` uint8 -> ``(1, 3, T', 112, 112)``
     """
     return preprocess_clip(
         frames, short_side=112, crop_size=112, scale=1.0, mean=ACTIVITYNET_MEAN, std=(1.0, 1.0, 1.0),

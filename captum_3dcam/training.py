@@ -156,6 +156,9 @@ def evaluate(
 
     Returns:
         ``{"loss", "clip_accuracy", "video_accuracy", "num_clips", "num_videos"}``.
+
+    Shape:
+        items ``(clip (C, T, H, W), [boxes,] label)``; ``model``: ``(N, C, T, H, W) -> (N, num_classes)``
     """
     if len(dataset) == 0:
         raise ValueError("dataset: expected at least one item, got an empty dataset")
@@ -304,6 +307,9 @@ def train(
         The history: one dict per epoch with ``epoch``, ``lr``, ``train_loss``,
         ``train_accuracy``, ``seconds`` and, with a ``test_set``, ``test_loss``,
         ``test_clip_accuracy``, ``test_video_accuracy``.
+
+    Shape:
+        items ``(clip (C, T, H, W), [boxes,] label)``; ``model``: ``(N, C, T, H, W) -> (N, num_classes)``
     """
     if config is None:
         config = TrainConfig(**overrides)
@@ -383,15 +389,12 @@ def train(
     return history
 
 
-_MOVED = ("SMALL_MODEL_RECIPE", "train_small_model", "load_or_train_small_model")
-
-
 def __getattr__(name: str):
-    """The small model's recipe moved beside the model: :mod:`captum_3dcam.models.small_recipe`."""
-    if name in _MOVED:
-        from .models import small_recipe
+    """Deprecated: the small model's recipe moved to :mod:`captum_3dcam.models.small_recipe`."""
+    if name not in ("SMALL_MODEL_RECIPE", "train_small_model", "load_or_train_small_model"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .models import small_recipe
 
-        warnings.warn(f"captum_3dcam.training.{name} moved to captum_3dcam.models.small_recipe",
-                      DeprecationWarning, stacklevel=2)
-        return getattr(small_recipe, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"captum_3dcam.training.{name} moved to captum_3dcam.models.small_recipe", DeprecationWarning,
+                  stacklevel=2)
+    return getattr(small_recipe, name)

@@ -23,6 +23,9 @@ def sliding_windows(num_frames: int, clip_len: int, stride: int) -> List[Tuple[i
     Example:
         >>> sliding_windows(10, 4, 4)
         [(0, 4), (4, 8), (6, 10)]
+
+    Shape:
+        ``num_frames`` -> ``W`` pairs ``(start, stop)``, ``stop - start = clip_len``
     """
     for name, value in (("num_frames", num_frames), ("clip_len", clip_len), ("stride", stride)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -99,6 +102,9 @@ def apply_sliding_windows(
 
     Returns:
         ``fn``'s output stitched to ``T`` frames, e.g. ``(1, 1, T, h, w)``.
+
+    Shape:
+        ``clip`` ``(1, C, T, h, w)`` -> ``fn``'s output with ``T`` frames, e.g. ``(1, 1, T, h, w)``
     """
     if not isinstance(clip, torch.Tensor) or clip.dim() != 5 or clip.shape[0] != 1:
         got = tuple(clip.shape) if isinstance(clip, torch.Tensor) else type(clip).__name__

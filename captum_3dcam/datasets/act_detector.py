@@ -64,7 +64,11 @@ class VideoAnnotation:
     resolution: Optional[tuple] = None
 
     def boxes(self, multi_actor: str = "union") -> torch.Tensor:
-        """Per-frame boxes ``(num_frames, 4)``, see :func:`tubes_to_boxes`."""
+        """Per-frame boxes ``(num_frames, 4)``, see :func:`tubes_to_boxes`.
+
+        Shape:
+            ``(num_frames, 4)``
+        """
         return tubes_to_boxes(self.tubes, self.num_frames, multi_actor=multi_actor)
 
 
@@ -79,6 +83,9 @@ def tubes_to_boxes(tubes: Sequence[torch.Tensor], num_frames: int, multi_actor: 
 
     Returns:
         ``(num_frames, 4)``; row ``k - 1`` is frame ``k``; NaN where no tube covers the frame.
+
+    Shape:
+        ``K`` tubes ``(M_k, 5)`` -> ``(num_frames, 4)``
     """
     if multi_actor not in ("union", "first"):
         raise ValueError(f"multi_actor: expected 'union' or 'first', got {multi_actor!r}")

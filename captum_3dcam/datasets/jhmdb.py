@@ -47,7 +47,11 @@ def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
 
 
 def boxes_from_puppet_mask(path: PathLike) -> torch.Tensor:
-    """Boxes ``(T, 4)`` from a JHMDB ``puppet_mask.mat`` (variable ``part_mask``, ``H x W x T``)."""
+    """Boxes ``(T, 4)`` from a JHMDB ``puppet_mask.mat`` (variable ``part_mask``, ``H x W x T``).
+
+    Shape:
+        ``part_mask`` ``H x W x T`` -> ``(T, 4)``
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"puppet_mask: no file at {path}")

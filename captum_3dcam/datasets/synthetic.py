@@ -189,7 +189,11 @@ class SyntheticActions(Dataset):
 
     @staticmethod
     def to_rgb(clip: torch.Tensor) -> torch.Tensor:
-        """Undo the normalization: ``(..., 3, T, H, W)`` clip -> RGB in ``[0, 1]`` (clamped)."""
+        """Undo the normalization: ``(..., 3, T, H, W)`` clip -> RGB in ``[0, 1]`` (clamped).
+
+        Shape:
+            ``(3, T, H, W)`` normalized -> ``(T, H, W, 3)`` uint8
+        """
         return (clip * STD + MEAN).clamp(0.0, 1.0)
 
     # -- generation ------------------------------------------------------------------------

@@ -306,6 +306,9 @@ def i3d_kinetics400(checkpoint: Optional[Union[str, Path]] = None) -> InceptionI
         >>> model = i3d_kinetics400()
         >>> probs = model(clip).softmax(-1)                         # clip (1, 3, 64, 224, 224)
         >>> model.labels[int(probs.argmax())]
+
+    Shape:
+        input ``(N, 3, T, 224, 224)`` in ``[-1, 1]``, ``T >= 9`` -> logits ``(N, 400)``
     """
     path = Path(checkpoint) if checkpoint is not None else find_i3d_checkpoint()
     if not path.is_file():

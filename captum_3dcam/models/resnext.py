@@ -160,6 +160,9 @@ def resnext3d(
         >>> model = resnext3d(depth=101, num_classes=51)
         >>> model(torch.zeros(1, 3, 16, 112, 112)).shape
         torch.Size([1, 51])
+
+    Shape:
+        input ``(N, 3, 16, 112, 112)`` -> logits ``(N, num_classes)``
     """
     if depth not in RESNEXT_DEPTHS:
         raise ValueError(f"depth: expected one of {sorted(RESNEXT_DEPTHS)}, got {depth!r}")
@@ -188,6 +191,9 @@ def resnext3d_from_checkpoint(checkpoint: Union[str, Path, Mapping], *, labels: 
         FileNotFoundError: no such file.
         CheckpointError: no ``arch``/``state_dict``, an arch that is not ``resnext-<depth>``, or
             mismatched keys (named).
+
+    Shape:
+        input ``(N, 3, 16, 112, 112)`` -> logits ``(N, num_classes)``
     """
     if isinstance(checkpoint, (str, Path)):
         checkpoint = read_torch_checkpoint(checkpoint)
