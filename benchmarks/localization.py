@@ -64,13 +64,31 @@ def synthetic_items(num_videos: int, seed: int, **kwargs):
 
 
 def load_gttubes(path, video: str, num_frames: int) -> torch.Tensor:
-    """Per-frame boxes ``(num_frames, 4)`` of ``video`` from an act-detector ``gttubes`` pickle (union of tubes)."""
+    """Per-frame boxes ``(num_frames, 4)`` of ``video`` from an act-detector ``gttubes`` pickle.
+
+    Rows are ``(frame, x1, y1, x2, y2)`` with 1-based frames; frames without a box are NaN; a frame
+    in several tubes keeps the union box (:func:`captum_3dcam.datasets.tubes_to_boxes`).
+
+    Raises:
+        FileNotFoundError, ValueError: a missing file, a malformed layout, or no such video.
+    """
     from captum_3dcam.datasets import tubes_to_boxes
 
-    with open(path, "rb") as f:
-        tubes = pickle.load(f, encoding="latin1")
-    tubes = tubes.get("gttubes", tubes)
-    return tubes_to_boxes([torch.as_tensor(t) for ts in tubes[video].values() for t in ts], num_frames)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"annotations: no file at {path}")
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f, encoding="latin1")
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"annotations: {path} is not a readable pickle ({type(exc).__name__}: {exc})") from exc
+    tubes = data.get("gttubes", data) if isinstance(data, dict) else None
+    if not isinstance(tubes, dict):
+        raise ValueError(f"annotations: {path}: expected a dict {{video: {{label: [tubes]}}}}")
+    if video not in tubes:
+        raise ValueError(f"annotations: {path} has no video {video!r}")
+    return tubes_to_boxes([torch.as_tensor(t, dtype=torch.float32) for ts in tubes[video].values() for t in ts],
+                          num_frames)
 
 
 def ucf_sample_items(data_dir, num_frames: int = 64, start: Optional[int] = None):

@@ -182,7 +182,7 @@ class _Lines:
         self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
         self.interval, self.quiet, self.postfix = interval, quiet, ""
         self._start = self._last = time.monotonic()
-        self._printed = False
+        self._printed, self._printed_n = False, None
 
     def __len__(self) -> int:
         return len(self.iterable)
@@ -191,7 +191,7 @@ class _Lines:
         for item in self.iterable:
             yield item
             self.update()
-        if not self.quiet and (self.leave or self._printed):
+        if not self.quiet and (self.leave or self._printed) and self.n != self._printed_n:
             self._print()
 
     def update(self, n: int = 1) -> None:
@@ -202,7 +202,7 @@ class _Lines:
     def _print(self) -> None:
         of = f"/{self.total}" if self.total is not None else ""
         log(f"{self.desc}: {self.n}{of} {self.unit} ({time.monotonic() - self._start:.0f} s){self.postfix}")
-        self._last, self._printed = time.monotonic(), True
+        self._last, self._printed, self._printed_n = time.monotonic(), True, self.n
 
     def set_postfix(self, ordered_dict=None, **kwargs) -> None:
         items = {**(ordered_dict or {}), **kwargs}

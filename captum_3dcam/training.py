@@ -169,7 +169,7 @@ def evaluate(
     probs, labels, loss_sum = [], [], 0.0
     try:
         loader = _loader(dataset, batch_size, False, 0, num_workers)
-        for batch in progress_bar(loader, "eval", enabled=progress, leave=False):
+        for batch in progress_bar(loader, "eval", unit="batch", enabled=progress, leave=False):
             x, y = _split_batch(batch)
             x, y = x.to(device), torch.as_tensor(y).to(device)
             logits = model(x)
@@ -345,8 +345,8 @@ def train(
     eval_bs = config.eval_batch_size or config.batch_size
     was_training = model.training
     try:
-        epochs = progress_bar(range(start, config.epochs), "epochs", enabled=config.progress,
-                          initial=start, total=config.epochs)
+        epochs = progress_bar(range(start, config.epochs), "epochs", unit="epoch", enabled=config.progress,
+                              initial=start, total=config.epochs)
         for epoch in epochs:
             t0 = time.perf_counter()
             model.train()
@@ -354,7 +354,7 @@ def train(
                              config.num_workers)
             lr = optimizer.param_groups[0]["lr"]
             loss_sum, correct, seen = 0.0, 0, 0
-            bar = progress_bar(loader, f"epoch {epoch + 1}", enabled=config.progress, leave=False)
+            bar = progress_bar(loader, f"epoch {epoch + 1}", unit="batch", enabled=config.progress, leave=False)
             for batch in bar:
                 x, y = _split_batch(batch)
                 x, y = x.to(device), torch.as_tensor(y).to(device)

@@ -14,7 +14,6 @@ user can cause print one line, ``captum-3dcam COMMAND: error: ...``, exit status
 (or ``CAPTUM_3DCAM_DEBUG=1``) shows the traceback instead.
 """
 import argparse
-import sys
 import warnings
 from typing import Optional, Sequence
 
@@ -69,7 +68,3 @@ def __getattr__(name: str):
                       + (".Captum3DCamError" if name == "CLIError" else f".{name}"), DeprecationWarning, stacklevel=2)
         return getattr(importlib.import_module(home), "Captum3DCamError" if name == "CLIError" else name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -148,10 +148,9 @@ def run_evaluate(
         methods = ["gradcam_last", *[f"3dcam_layer:{n}" for n in layer_names], "3dcam_sum", "3dcam_mean"]
     results = evaluate_methods(net, layer_modules, items, list(methods), threshold=threshold, batch_size=8,
                                show_progress=progress, on_error="raise")
-    rows = []
+    rows, skipped = [], [f"- `{m}` skipped: {r['skipped']}" for m, r in results.items() if "skipped" in r]
     for m, r in results.items():
         if "skipped" in r:
-            log(f"{m}: skipped: {r['skipped']}", progress)
             continue
         method = get_method(m, layer_names)
         label = {"gradcam_last": f"GradCAM ({layer_names[-1]})", **_SHORT}.get(m, method.label)
@@ -164,7 +163,7 @@ def run_evaluate(
     header = (f"Localization on {dataset} ({int(rows[0]['frames'])} frames with a box, {int(rows[0]['clips'])} clips), "
               f"model {spec.name}, class accuracy {fmt(float(rows[0].get('class_acc', float('nan'))))}, "
               f"threshold {threshold}.")
-    text = header + "\n\n" + table
+    text = header + "\n\n" + table + ("\n\n" + "\n".join(skipped) if skipped else "")
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
