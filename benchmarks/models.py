@@ -45,7 +45,8 @@ METHODS = ["forward", "3dcam", "lgc-5c"]
 def load_clip(num_frames: int):
     """``(1, 3, T, 224, 224)`` from the basketball clip (centre frames), or random when absent."""
     if CLIP.is_file():
-        from captum_3dcam.video import preprocess_i3d, read_video
+        from captum_3dcam.preprocess import preprocess_i3d
+        from captum_3dcam.video import read_video
 
         clip, _ = preprocess_i3d(read_video(CLIP), num_frames=num_frames)
         return clip, f"{CLIP.name}, centre {num_frames} frames"

@@ -5,9 +5,11 @@
 >>> maps = cam.attribute(clips)          # (N, 1, T, H, W)
 
 ``import captum_3dcam`` needs only torch and captum; the optional dependencies (scipy, PyAV,
-matplotlib, tqdm) are imported by the functions that use them.
+matplotlib, tqdm) are imported by the functions that use them. The map of the package (which
+module holds what, and which may import which) is ``docs/ARCHITECTURE.md``.
 """
 from .attribution import Counterfactual3DCam, GlobalLocal3DCam, LayerwiseGlobalLocal3DCam
+from .errors import Captum3DCamError
 from .gating import LayerwiseGatedClassifier
 from .localization import attribution_to_boxes
 from .metrics import box_iou, iou_accuracy, pointing_game
@@ -31,5 +33,6 @@ __all__ = [
     "Small3DCNN",
     "upsample_to",
     "normalize_max",
+    "Captum3DCamError",
     "__version__",
 ]

@@ -1,15 +1,26 @@
 """Private helpers shared by several modules: one copy of each.
 
-Lives here: normalizations that never divide by zero. Grows with the small helpers that more than
-one module needs (mask -> box, progress bars, optional imports, layer-name resolution). Does not
-live here: anything with a public contract of its own (that goes in its concept's module).
+Lives here: normalizations that never divide by zero, mask -> box, the intersection and union of
+boxes, layer-name resolution, optional imports with a clear ``ImportError``, and the progress bar.
+Does not live here: anything with a public contract of its own (that goes in its concept's module:
+:func:`captum_3dcam.metrics.box_iou`, :func:`captum_3dcam.localization.attribution_to_boxes`).
+This module imports nothing from the package, so every layer may use it.
 """
-from typing import Sequence
+import importlib
+import os
+import sys
+import time
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["inverse_max", "normalize_max", "normalize_minmax"]
+from .errors import Captum3DCamError
+
+__all__ = [
+    "inverse_max", "normalize_max", "normalize_minmax", "mask_to_boxes", "inter_union",
+    "resolve_layers", "resolve_device", "optional_import", "progress_bar", "log",
+]
 
 
 def inverse_max(x: Tensor, dims: Sequence[int] = (2, 3, 4)) -> Tensor:
@@ -45,3 +56,178 @@ def normalize_minmax(x: Tensor, dims: Sequence[int] = (2, 3, 4)) -> Tensor:
     positive = span > 0
     scale = torch.where(positive, 1.0 / torch.where(positive, span, torch.ones_like(span)), 0.0)
     return (x - low) * scale
+
+
+def mask_to_boxes(mask: Tensor) -> Tensor:
+    """Bounding box of the True pixels of each frame, pixel edges; NaN rows for empty frames.
+
+    A frame whose True pixels span columns ``i..j`` and rows ``k..l`` gets ``(i, k, j + 1, l + 1)``.
+
+    Shape:
+        - mask: :math:`(..., H, W)` bool (nonzero = inside)
+        - output: :math:`(..., 4)` float64 ``(x1, y1, x2, y2)``
+    """
+    mask = mask != 0
+    lead, (h, w) = mask.shape[:-2], mask.shape[-2:]
+    flat = mask.reshape(-1, h, w)
+    rows, cols = flat.any(dim=2).to(torch.uint8), flat.any(dim=1).to(torch.uint8)
+    y1, y2 = rows.argmax(dim=1), h - rows.flip(1).argmax(dim=1)
+    x1, x2 = cols.argmax(dim=1), w - cols.flip(1).argmax(dim=1)
+    boxes = torch.stack([x1, y1, x2, y2], dim=1).to(torch.float64)
+    boxes = torch.where(rows.bool().any(dim=1, keepdim=True), boxes, torch.full_like(boxes, float("nan")))
+    return boxes.reshape(*lead, 4)
+
+
+def inter_union(a: Tensor, b: Tensor) -> Tuple[Tensor, Tensor]:
+    """Intersection and union areas of boxes ``(x1, y1, x2, y2)``, broadcast against each other.
+
+    Shape:
+        - a, b: :math:`(..., 4)`, broadcastable (``a[:, None]``, ``b[None]`` for all pairs)
+        - output: two tensors of the broadcast shape without the last dimension
+    """
+    lt = torch.maximum(a[..., :2], b[..., :2])
+    rb = torch.minimum(a[..., 2:], b[..., 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    union = (a[..., 2:] - a[..., :2]).prod(-1) + (b[..., 2:] - b[..., :2]).prod(-1) - inter
+    return inter, union
+
+
+def resolve_layers(model: nn.Module, layers: Any, name: str = "layers") -> Tuple[List[str], List[nn.Module]]:
+    """Layers given as modules or dotted names (``"Mixed_4f"``, ``"layer3.1.conv2"``, ``"a,b"``).
+
+    Returns ``(names, modules)`` in the given order. Raises :class:`Captum3DCamError` (a
+    ``ValueError``) naming ``name`` for an unknown name, a module outside ``model``, the model
+    itself, a repeated layer or no layer at all, and ``TypeError`` for entries of another type.
+    """
+    if isinstance(layers, (str, nn.Module)):
+        layers = [layers]
+    try:
+        layers = list(layers)
+    except TypeError:
+        raise TypeError(f"{name}: expected a module, a dotted name, or a sequence of them, "
+                        f"got {type(layers).__name__}") from None
+    layers = [p for entry in layers for p in (entry.split(",") if isinstance(entry, str) else [entry]) if p != ""]
+    if not layers:
+        raise Captum3DCamError(f"{name}: expected at least one layer, got an empty sequence")
+    modules = dict(model.named_modules(remove_duplicate=False))  # a module shared under two names: both
+    by_id = {}
+    for key, module in modules.items():
+        by_id.setdefault(id(module), key)
+    names, unknown = [], []
+    for layer in layers:
+        if isinstance(layer, str):
+            if layer not in modules:
+                unknown.append(layer)
+            names.append(layer)
+        elif isinstance(layer, nn.Module):
+            if id(layer) not in by_id:
+                raise Captum3DCamError(f"{name}: the module {type(layer).__name__} is not a submodule of "
+                                       f"{type(model).__name__}")
+            names.append(by_id[id(layer)])
+        else:
+            raise TypeError(f"{name}: expected nn.Module or str entries, got {type(layer).__name__}")
+    if unknown:
+        raise Captum3DCamError(f"{name}: {', '.join(map(repr, unknown))} not found in {type(model).__name__} "
+                               f"(unknown names {unknown}; any name of model.named_modules() works)")
+    if "" in names:
+        raise Captum3DCamError(f"{name}: the model itself is not one of its layers; name one of its submodules")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise Captum3DCamError(f"{name}: {', '.join(map(repr, twice))} is given twice")
+    return names, [modules[n] for n in names]
+
+
+def resolve_device(device: Any = "auto") -> torch.device:
+    """``"auto"`` (or ``None``): CUDA when available, else the CPU; anything else as ``torch.device``."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise Captum3DCamError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise Captum3DCamError("device: CUDA was asked for but torch.cuda.is_available() is False here")
+    return device
+
+
+_EXTRAS = {"av": "video", "matplotlib": "viz", "PIL": "viz", "scipy": "localization", "tqdm": "progress"}
+
+
+def optional_import(module: str, purpose: str):
+    """``importlib.import_module(module)``, or an ``ImportError`` that says what to install.
+
+    ``purpose`` completes "... needs <package>", e.g. ``optional_import("av", "reading video")``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        top = module.split(".")[0]
+        extra = _EXTRAS.get(top)
+        hint = f"pip install captum-3dcam[{extra}]" if extra else f"pip install {top}"
+        raise ImportError(f"{purpose} needs {top}: {hint}") from exc
+
+
+def log(message: str, enabled: bool = True) -> None:
+    """One line on stderr (the messages of long commands), when ``enabled``."""
+    if enabled:
+        print(message, file=sys.stderr, flush=True)
+
+
+class _Lines:
+    """Progress outside a terminal: a plain line on stderr every ``interval`` seconds, no escapes."""
+
+    def __init__(self, iterable: Iterable, desc: str, total: Optional[int], unit: str, initial: int,
+                 interval: float, quiet: bool, leave: bool) -> None:
+        self.iterable, self.desc, self.unit, self.n, self.leave = iterable, desc, unit, initial, leave
+        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.interval, self.quiet, self.postfix = interval, quiet, ""
+        self._start = self._last = time.monotonic()
+        self._printed, self._printed_n = False, None
+
+    def __len__(self) -> int:
+        return len(self.iterable)
+
+    def __iter__(self):
+        for item in self.iterable:
+            yield item
+            self.update()
+        if not self.quiet and (self.leave or self._printed) and self.n != self._printed_n:
+            self._print()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if not self.quiet and time.monotonic() - self._last >= self.interval:
+            self._print()
+
+    def _print(self) -> None:
+        of = f"/{self.total}" if self.total is not None else ""
+        log(f"{self.desc}: {self.n}{of} {self.unit} ({time.monotonic() - self._start:.0f} s){self.postfix}")
+        self._last, self._printed, self._printed_n = time.monotonic(), True, self.n
+
+    def set_postfix(self, ordered_dict=None, **kwargs) -> None:
+        items = {**(ordered_dict or {}), **kwargs}
+        self.postfix = "".join(f", {k}={v}" for k, v in items.items())
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(iterable: Iterable, desc: str = "", *, total: Optional[int] = None, unit: str = "it",
+                 enabled: bool = True, leave: bool = True, initial: int = 0, interval: float = 5.0):
+    """The one progress bar of the library: ``iterable`` wrapped, with ``set_postfix`` and ``close``.
+
+    - ``enabled=False``, or ``CAPTUM_3DCAM_PROGRESS=0`` in the environment: silent.
+    - stderr is a terminal and tqdm is installed: a tqdm bar.
+    - otherwise (logs, CI, notebooks' captured stderr): a plain line every ``interval`` seconds
+      (``desc: n/total unit (elapsed s)``) and one at the end (with ``leave`` or after any line),
+      no escape codes.
+    """
+    quiet = not enabled or os.environ.get("CAPTUM_3DCAM_PROGRESS", "1") == "0"
+    if not quiet and getattr(sys.stderr, "isatty", lambda: False)():
+        try:
+            from tqdm import tqdm
+        except ImportError:  # progress is optional: plain lines instead
+            pass
+        else:
+            return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, initial=initial, file=sys.stderr)
+    return _Lines(iterable, desc, total, unit, initial, interval, quiet, leave)

@@ -1,12 +1,13 @@
-"""The embedded default, end to end: :func:`run_demo` (``captum-3dcam demo``) and :data:`QUICK_RECIPE`.
+"""The embedded default, end to end: :func:`run_demo` (``captum-3dcam demo``).
 
     from captum_3dcam.demo import run_demo
 
     run_demo("demo/", quick=True)   # synthetic data, small model, 3DCam vs GradCAM, figures, report.md
 
-The model registry, :func:`~captum_3dcam.pipeline.default_small_checkpoint` and the shared report
-helpers are in :mod:`captum_3dcam.pipeline` (imported inside :func:`run_demo`, since
-``pipeline`` re-exports this module's names).
+Lives here: the demo's steps and its ``report.md``. Does not live here: the small model's recipe
+and cache (:mod:`captum_3dcam.models.small_recipe`, also :data:`QUICK_RECIPE`), the tables
+(:mod:`captum_3dcam.evaluation.tables`), the pictures (:mod:`captum_3dcam.overlays`,
+:mod:`captum_3dcam.figures`) and the command line (:mod:`captum_3dcam.cli.demo`).
 """
 import json
 import os
@@ -16,12 +17,28 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
+from . import figures, overlays
+from ._utils import log, resolve_device
+from .attribution import Counterfactual3DCam, GlobalLocal3DCam
+from .datasets import SyntheticActions
+from .evaluation.tables import LOCALIZATION_COLUMNS, markdown_table
+from .localization import attribution_to_boxes
+from .metrics import LocalizationMeter, segment_set_iou
+from .models import default_layer_names, default_layers
+from .models.small_recipe import (
+    QUICK_RECIPE,
+    SMALL_MODEL_RECIPE,
+    default_small_checkpoint,
+    load_or_train_small_model,
+    load_small_checkpoint,
+)
+from .tubes import attention_to_segments, temporal_attention
+from .video import save_gif, save_mp4
+from .windows import sliding_windows, stitch_windows
+
 __all__ = ["run_demo", "QUICK_RECIPE"]
 
 PathLike = Union[str, os.PathLike]
-
-#: ``--quick``: a tiny run that exercises every step in seconds (the model is barely trained).
-QUICK_RECIPE = dict(train_videos=20, test_videos=5, test_clips_per_video=1, epochs=1)
 
 
 def _batched(fn, x: torch.Tensor, batch: int = 10, **kwargs):
@@ -44,6 +61,7 @@ def run_demo(
     test_videos: Optional[int] = None,
     threshold: float = 0.5,
     seed: int = 0,
+    device: str = "auto",
     progress: bool = True,
 ) -> Dict[str, Any]:
     """The embedded default, end to end: data, model, 3DCam vs GradCAM, metrics, figures, report.
@@ -64,21 +82,12 @@ def run_demo(
         test_videos: number of test clips explained (default 50; 10 with ``quick``).
         threshold: box threshold (fraction of each frame's maximum).
         seed: seeds data and training.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available) for the explanations.
         progress: progress bars and messages on stderr.
 
     Returns:
         a dict with ``metrics`` (per method), ``files``, ``seconds`` (per step) and ``accuracy``.
     """
-    from . import visualization as viz
-    from .attribution import Counterfactual3DCam, GlobalLocal3DCam
-    from .datasets import SyntheticActions
-    from .localization import attention_to_segments, attribution_to_boxes, temporal_attention
-    from .metrics import LocalizationMeter, segment_set_iou
-    from .models import default_layer_names, default_layers
-    from .pipeline import LOCALIZATION_COLUMNS, _load_small, _log, _markdown_table, default_small_checkpoint
-    from .training import SMALL_MODEL_RECIPE, load_or_train_small_model
-    from .video import sliding_windows, stitch_windows
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seconds: Dict[str, float] = {}
@@ -92,11 +101,13 @@ def run_demo(
     # 1-2. model ------------------------------------------------------------------------------
     t0 = time.perf_counter()
     reused = ckpt.is_file()
-    _log(f"[1/5] {'loading' if reused else 'training'} the small model ({ckpt}) ...", progress)
+    log(f"[1/5] {'loading' if reused else 'training'} the small model ({ckpt}) ...", progress)
     if checkpoint is not None and reused:  # the user's own model: used as it is, never retrained
-        model = _load_small(ckpt)
+        model = load_small_checkpoint(ckpt)
     else:
         model = load_or_train_small_model(ckpt, seed=seed, progress=progress, **overrides)
+    device = resolve_device(device)
+    model = model.to(device)
     seconds["model"] = time.perf_counter() - t0
 
     # 3. explain test clips ---------------------------------------------------------------------
@@ -108,16 +119,17 @@ def run_demo(
     X = torch.stack([c for c, _, _ in items])
     gt = torch.stack([b for _, b, _ in items])
     y = torch.tensor([label for _, _, label in items])
-    _log(f"[2/5] explaining {n_test} test clips with 3DCam and GradCAM ...", progress)
+    log(f"[2/5] explaining {n_test} test clips with 3DCam and GradCAM ...", progress)
     layer_names = default_layer_names(model)
     layers = default_layers(model)
     cam3d = GlobalLocal3DCam(model, layers)
     gradcam = GlobalLocal3DCam(model, [model.conv4])
     with torch.no_grad():
-        probs = model(X).softmax(-1)
+        probs = model(X.to(device)).softmax(-1).cpu()
     pred = probs.argmax(-1)
-    P, layer_maps = _batched(lambda x: cam3d.attribute(x, return_layer_maps=True), X)
-    G = _batched(lambda x: gradcam.attribute(x, layer_rule="gradcam"), X)
+    P, layer_maps = _batched(lambda x: cam3d.attribute(x.to(device), return_layer_maps=True), X)
+    G = _batched(lambda x: gradcam.attribute(x.to(device), layer_rule="gradcam"), X)
+    P, G, layer_maps = P.cpu(), G.cpu(), [m.cpu() for m in layer_maps]
     methods = {"GradCAM": (G, "conv4"), "3DCam": (P, "+".join(layer_names))}
     metrics, boxes = {}, {}
     for name, (maps, used) in methods.items():
@@ -130,27 +142,28 @@ def run_demo(
 
     # 4. figures ---------------------------------------------------------------------------------
     t0 = time.perf_counter()
-    _log("[3/5] drawing the figures ...", progress)
+    log("[3/5] drawing the figures ...", progress)
     files: Dict[str, Path] = {}
     correct = (pred == y).nonzero().flatten().tolist()
     k = correct[0] if correct else 0
     rgb = SyntheticActions.to_rgb(X[k])
     title = f"{classes[int(y[k])]} (predicted {classes[int(pred[k])]}, p={float(probs[k, pred[k]]):.2f})"
-    fig = viz.plot_layer_grid(rgb, [m[k] for m in layer_maps], P[k], layer_names=layer_names,
-                              gt_boxes=gt[k], boxes={"3DCam (all layers)": boxes["3DCam"][k]},
-                              title=f"3DCam per layer and aggregated - {title}")
-    files["layers"] = viz.save_figure(fig, out / "fig_layers.png")
-    fig = viz.plot_gradcam_vs_3dcam(rgb, G[k], P[k], gradcam_boxes=boxes["GradCAM"][k],
-                                    cam3d_boxes=boxes["3DCam"][k], gt_boxes=gt[k],
-                                    title=f"GradCAM (conv4) vs 3DCam - {title}; green: ground truth, red: predicted")
-    files["gradcam_vs_3dcam"] = viz.save_figure(fig, out / "fig_gradcam_vs_3dcam.png")
+    fig = figures.plot_layer_grid(rgb, [m[k] for m in layer_maps], P[k], layer_names=layer_names,
+                                  gt_boxes=gt[k], boxes={"3DCam (all layers)": boxes["3DCam"][k]},
+                                  title=f"3DCam per layer and aggregated - {title}")
+    files["layers"] = figures.save_figure(fig, out / "fig_layers.png")
+    fig = figures.plot_gradcam_vs_3dcam(rgb, G[k], P[k], gradcam_boxes=boxes["GradCAM"][k],
+                                        cam3d_boxes=boxes["3DCam"][k], gt_boxes=gt[k],
+                                        title=f"GradCAM (conv4) vs 3DCam - {title}; green: ground truth, red: predicted")
+    files["gradcam_vs_3dcam"] = figures.save_figure(fig, out / "fig_gradcam_vs_3dcam.png")
     top3 = probs[k].topk(3)
-    class_maps = {f"{r + 1}. {classes[int(c)]} ({float(p):.2f})": cam3d.attribute(X[k : k + 1], target=int(c))
+    x_k = X[k : k + 1].to(device)
+    class_maps = {f"{r + 1}. {classes[int(c)]} ({float(p):.2f})": cam3d.attribute(x_k, target=int(c))
                   for r, (p, c) in enumerate(zip(top3.values, top3.indices))}
-    cf = Counterfactual3DCam(model, layers).attribute(X[k : k + 1], target=int(top3.indices[0]))
-    fig = viz.plot_class_maps(rgb, class_maps, counterfactual=cf,
-                              title="3DCam of the top-3 classes and the counterfactual of the top class")
-    files["top3_counterfactual"] = viz.save_figure(fig, out / "fig_top3_counterfactual.png")
+    cf = Counterfactual3DCam(model, layers).attribute(x_k, target=int(top3.indices[0]))
+    fig = figures.plot_class_maps(rgb, class_maps, counterfactual=cf,
+                                  title="3DCam of the top-3 classes and the counterfactual of the top class")
+    files["top3_counterfactual"] = figures.save_figure(fig, out / "fig_top3_counterfactual.png")
 
     # untrimmed: three videos of different classes back to back; explain the middle one's class
     untrimmed = SyntheticActions(3, "val", seed=seed, difficulty=recipe["difficulty"], clips_per_video=2)
@@ -160,19 +173,19 @@ def run_demo(
     gt_seg = torch.tensor([[T // 3, 2 * T // 3]])
     clip_len = untrimmed.config.clip_len
     windows = sliding_windows(T, clip_len, max(1, clip_len // 2))
-    wmaps = torch.cat([cam3d.attribute(video[None, :, s:e], target=mid) for s, e in windows])
-    umaps = stitch_windows(wmaps, windows, T).unsqueeze(0)
+    wmaps = torch.cat([cam3d.attribute(video[None, :, s:e].to(device), target=mid) for s, e in windows])
+    umaps = stitch_windows(wmaps, windows, T).unsqueeze(0).cpu()
     curve = temporal_attention(umaps)[0]
     segments = attention_to_segments(curve[None], threshold)[0]
     t_iou = segment_set_iou(segments, gt_seg, T)
-    fig = viz.plot_temporal_curve(curve, segments=segments, gt_segments=gt_seg, threshold=threshold,
-                                  video=SyntheticActions.to_rgb(video), num_thumbnails=12,
-                                  title=f"untrimmed: {' | '.join(classes[v] for v in untrimmed.labels[::2])}; "
-                                        f"3DCam for '{classes[mid]}' (temporal IoU {t_iou:.2f})")
-    files["temporal"] = viz.save_figure(fig, out / "fig_temporal.png")
+    fig = figures.plot_temporal_curve(curve, segments=segments, gt_segments=gt_seg, threshold=threshold,
+                                      video=SyntheticActions.to_rgb(video), num_thumbnails=12,
+                                      title=f"untrimmed: {' | '.join(classes[v] for v in untrimmed.labels[::2])}; "
+                                            f"3DCam for '{classes[mid]}' (temporal IoU {t_iou:.2f})")
+    files["temporal"] = figures.save_figure(fig, out / "fig_temporal.png")
 
     # 5. GIF / MP4: one correct clip per class, input | GradCAM | 3DCam, boxes drawn --------------
-    _log("[4/5] writing the GIF and MP4 ...", progress)
+    log("[4/5] writing the GIF and MP4 ...", progress)
     picks = []
     for c in range(len(classes)):
         cands = [i for i in range(n_test) if int(y[i]) == c]
@@ -183,23 +196,26 @@ def run_demo(
     segments_video = []
     for i in picks:
         frames = SyntheticActions.to_rgb(X[i])
-        plain = viz.draw_boxes(frames, gt[i], color=viz.GT_COLOR, thickness=1)
-        gc = viz.draw_boxes(viz.draw_boxes(viz.overlay(frames, G[i]), gt[i], color=viz.GT_COLOR, thickness=1),
-                            boxes["GradCAM"][i], thickness=1)
-        cm = viz.draw_boxes(viz.draw_boxes(viz.overlay(frames, P[i]), gt[i], color=viz.GT_COLOR, thickness=1),
-                            boxes["3DCam"][i], thickness=1)
-        segments_video.append(viz.tile_videos(
-            [viz.resize_frames(v, scale) for v in (plain, gc, cm)],
+
+        def boxed(video, predicted=None):  # ground truth in green, the prediction in red
+            video = overlays.draw_boxes(video, gt[i], color=overlays.GT_COLOR, thickness=1)
+            return video if predicted is None else overlays.draw_boxes(video, predicted, thickness=1)
+
+        plain = boxed(frames)
+        gc = boxed(overlays.overlay(frames, G[i]), boxes["GradCAM"][i])
+        cm = boxed(overlays.overlay(frames, P[i]), boxes["3DCam"][i])
+        segments_video.append(overlays.tile_videos(
+            [overlays.resize_frames(v, scale) for v in (plain, gc, cm)],
             [f"{classes[int(y[i])]} (pred {classes[int(pred[i])]})", "GradCAM (conv4)", "3DCam (conv1-4)"]))
     anim = torch.cat([torch.from_numpy(s) for s in segments_video])
-    files["gif"] = viz.save_gif(anim, out / "attention.gif", fps=8)
-    files["mp4"] = viz.save_mp4(anim, out / "attention.mp4", fps=8)
+    files["gif"] = save_gif(anim, out / "attention.gif", fps=8)
+    files["mp4"] = save_mp4(anim, out / "attention.mp4", fps=8)
     seconds["figures"] = time.perf_counter() - t0
 
     # report ----------------------------------------------------------------------------------
     seconds["total"] = time.perf_counter() - t_all
-    _log("[5/5] writing report.md ...", progress)
-    table = _markdown_table([metrics["GradCAM"], metrics["3DCam"]], LOCALIZATION_COLUMNS)
+    log("[5/5] writing report.md ...", progress)
+    table = markdown_table([metrics["GradCAM"], metrics["3DCam"]], LOCALIZATION_COLUMNS)
     cmd = "captum-3dcam demo --out " + str(out) + (" --quick" if quick else "")
     report = f"""# captum-3dcam demo
 

@@ -1,166 +1,28 @@
 """Layer-wise attention gating (paper section 3.5, Tables 6-7): classifiers on intermediate layers.
 
-A *gate* reads the activation ``A_k`` of a selected layer ``k`` of a 3D CNN and turns it into class
-logits; the gated classifier adds the gates' logits to the backbone's own::
+``y = y_backbone + sum_k g_k(A_k)``, where ``g_k`` is a :class:`~captum_3dcam.gates.LayerGate` on the
+activation ``A_k`` of layer ``k`` (formula and pooling there). The gates are sized from the layers'
+activation shapes: by a dry run at construction when ``input_shape``/``example_input`` is given, or
+otherwise lazily on the first forward call (the SPEC's ``LayerwiseGatedClassifier(backbone, layers,
+num_classes)``; see the class docstring for what that means for optimizers and ``state_dict``). They
+are attached with forward hooks that exist only while :meth:`LayerwiseGatedClassifier.forward`
+runs (registered and removed in ``try/finally``): the backbone module is never edited, no hook
+outlives a call, ``copy.deepcopy``, pickling and ``state_dict`` behave as for any module.
 
-    g_k(A_k) = W_k flatten(avgpool_{(T_k', 1, 1)}(relu(A_k))) + b_k,   T_k' = T_k // t
-    y        = y_backbone + sum_k g_k(A_k)
-
-``t`` is the temporal factor (2 in the paper): time is kept at ``T_k / t`` steps, space is pooled
-entirely. The paper's text also pools the channels (``B x T/t x 1 x 1 x 1`` before the fc layer);
-``channel_pool=True`` does that literally (then ``g_k`` sees only ``T_k'`` numbers).
-
-The gates are sized from the layers' activation shapes: by a dry run at construction when
-``input_shape``/``example_input`` is given, or otherwise lazily on the first forward call (the
-SPEC's ``LayerwiseGatedClassifier(backbone, layers, num_classes)``; see the class docstring for
-what that means for optimizers and ``state_dict``).
-
-The gates are attached with forward hooks that exist only while :meth:`LayerwiseGatedClassifier.
-forward` runs (registered and removed in ``try/finally``): the backbone module is never edited, no
-hook outlives a call, ``copy.deepcopy``, pickling and ``state_dict`` behave as for any module.
+Lives here: :class:`LayerwiseGatedClassifier`. Does not live here: one gate
+(:class:`~captum_3dcam.gates.LayerGate`, re-exported here), training (:mod:`captum_3dcam.training`).
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from ._utils import resolve_layers
+from .gates import PAPER_GATE_LAYERS, LayerGate, _is_lazy, _param_device_dtype
 
 __all__ = ["LayerGate", "LayerwiseGatedClassifier", "PAPER_GATE_LAYERS"]
 
-#: The layers the paper gates (section 4, "Models"), by backbone family.
-PAPER_GATE_LAYERS: Dict[str, Tuple[str, ...]] = {
-    "i3d": ("Mixed_3c", "Mixed_4f", "Mixed_5c"),
-    "resnext3d": ("conv1", "layer1", "layer2", "layer3", "layer4"),
-}
-
 LayerSpec = Union[str, nn.Module]
-
-
-class LayerGate(nn.Module):
-    """One gate: ReLU, average-pool to ``(T', 1, 1)``, flatten, Linear.
-
-    ``g(A) = W flatten(avgpool_{(T', 1, 1)}(relu(A))) + b``. With ``channel_pool=True`` the channels
-    are averaged too (the paper's literal ``B x T/t x 1 x 1 x 1``), so ``W`` is ``(num_classes, T')``.
-
-    The pooling is adaptive (``torch.nn.functional.adaptive_avg_pool3d``): a clip of another length
-    still gives ``T'`` time steps, so a gated model trained on 16-frame clips also runs on 32-frame
-    ones; where ``T'`` does not divide ``T_k`` neighbouring time windows may share a frame.
-
-    A *lazy* gate (``in_channels=None, temporal_size=None``) has an ``nn.LazyLinear`` ``fc`` and
-    must be sized by :meth:`build` before its first call (:class:`LayerwiseGatedClassifier` does
-    that on its first forward).
-
-    Args:
-        in_channels: ``C_k``, channels of the layer's activation (``None``: lazy gate).
-        temporal_size: ``T'``, time steps kept by the pooling (>= 1; ``None``: lazy gate).
-        num_classes: number of logits.
-        channel_pool: also average over channels (the paper's literal text).
-        device, dtype: of ``fc``'s parameters.
-
-    Shape:
-        input ``(N, C_k, T_k, H_k, W_k)``; output ``(N, num_classes)``.
-        ``fc.in_features`` is ``C_k * T'`` (or ``T'`` with ``channel_pool``).
-    """
-
-    def __init__(
-        self,
-        in_channels: Optional[int],
-        temporal_size: Optional[int],
-        num_classes: int,
-        channel_pool: bool = False,
-        *,
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__()
-        if (in_channels is None) != (temporal_size is None):
-            raise ValueError(
-                "in_channels, temporal_size: expected both ints (a built gate) or both None (a "
-                f"lazy gate), got in_channels={in_channels!r}, temporal_size={temporal_size!r}"
-            )
-        if temporal_size is not None and temporal_size < 1:
-            raise ValueError(f"temporal_size: expected an int >= 1, got {temporal_size}")
-        self.num_classes = int(num_classes)
-        self.channel_pool = bool(channel_pool)
-        self.in_channels: Optional[int] = None
-        self.temporal_size: Optional[int] = None
-        self._built_here = False  # fc materialized by build() (not by load_state_dict)
-        if in_channels is None:
-            self.fc = nn.LazyLinear(self.num_classes, device=device, dtype=dtype)
-        else:
-            self.in_channels = int(in_channels)
-            self.temporal_size = int(temporal_size)
-            self.fc = nn.Linear(self._features(), self.num_classes, device=device, dtype=dtype)
-
-    def _features(self) -> int:
-        return self.temporal_size * (1 if self.channel_pool else self.in_channels)
-
-    @property
-    def is_built(self) -> bool:
-        """``False`` for a lazy gate until :meth:`build`; ``fc`` may already hold loaded weights."""
-        return self.temporal_size is not None and not _is_lazy(self.fc.weight)
-
-    @property
-    def loaded_in_features(self) -> Optional[int]:
-        """``fc.in_features`` of a lazy gate whose ``fc`` was filled by ``load_state_dict``."""
-        return None if _is_lazy(self.fc.weight) else int(self.fc.weight.shape[1])
-
-    def build(self, in_channels: int, temporal_size: int) -> "LayerGate":
-        """Sizes a lazy gate: ``fc`` gets ``C_k * T'`` (or ``T'``) inputs, in place.
-
-        ``fc``'s parameters keep their identity (PyTorch's ``UninitializedParameter.materialize``)
-        and their device and dtype (the backbone's at construction, or those set by ``.to()``).
-        They are created outside ``torch.inference_mode`` so that a first call made under it
-        leaves trainable parameters. Weights loaded by ``load_state_dict`` are kept (their width
-        must then equal the features). Returns ``self``.
-        """
-        if temporal_size < 1:
-            raise ValueError(f"temporal_size: expected an int >= 1, got {temporal_size}")
-        self.in_channels, self.temporal_size = int(in_channels), int(temporal_size)
-        features = self._features()
-        if _is_lazy(self.fc.weight):
-            with torch.inference_mode(False), torch.no_grad():
-                self.fc.initialize_parameters(torch.empty(0, features, device="meta"))
-            self._built_here = True
-        elif self.fc.weight.shape[1] != features:
-            loaded = int(self.fc.weight.shape[1])
-            self.in_channels = self.temporal_size = None
-            raise ValueError(
-                f"state_dict: the gate's loaded fc has {loaded} inputs, but C_k={in_channels} "
-                f"channels x T'={temporal_size} steps give {features}"
-            )
-        self.fc.in_features = features
-        return self
-
-    def unbuild(self) -> None:
-        """Undoes :meth:`build` (after a failed first forward): lazy again, loaded weights kept."""
-        self.in_channels = self.temporal_size = None
-        if self._built_here:
-            weight = self.fc.weight
-            self.fc = nn.LazyLinear(self.num_classes, device=weight.device, dtype=weight.dtype)
-            self._built_here = False
-
-    def forward(self, activation: torch.Tensor) -> torch.Tensor:
-        if not self.is_built:
-            raise RuntimeError(
-                "LayerGate: this lazy gate is not built yet; call gate.build(in_channels, "
-                "temporal_size) first (LayerwiseGatedClassifier does it on its first forward)"
-            )
-        if activation.dim() != 5:
-            raise ValueError(
-                "activation: expected a 5-D tensor (N, C, T, H, W), "
-                f"got shape {tuple(activation.shape)}"
-            )
-        pooled = F.adaptive_avg_pool3d(F.relu(activation), (self.temporal_size, 1, 1))
-        if self.channel_pool:
-            pooled = pooled.mean(dim=1, keepdim=True)
-        return self.fc(torch.flatten(pooled, 1))
-
-    def extra_repr(self) -> str:
-        return (
-            f"in_channels={self.in_channels}, temporal_size={self.temporal_size}, "
-            f"channel_pool={self.channel_pool}"
-        )
 
 
 class LayerwiseGatedClassifier(nn.Module):
@@ -289,7 +151,7 @@ class LayerwiseGatedClassifier(nn.Module):
         self.temporal_factor = temporal_factor
         self.channel_pool = bool(channel_pool)
         self.include_backbone_logits = bool(include_backbone_logits)
-        self.layer_names: List[str] = _resolve_layer_names(backbone, layers)
+        self.layer_names: List[str] = resolve_layers(backbone, layers)[0]
 
         self.clamp_temporal = bool(clamp_temporal)
         if input_shape is None and example_input is None:
@@ -302,15 +164,11 @@ class LayerwiseGatedClassifier(nn.Module):
         else:
             example = _example_batch(backbone, input_shape, example_input)
             shapes = self._dry_run(example)
-            sizes = [
-                (shape[1], self._temporal_size(name, shape, example.shape))
-                for name, shape in zip(self.layer_names, shapes)
-            ]
+            sizes = [(shape[1], self._temporal_size(name, shape, example.shape))
+                     for name, shape in zip(self.layer_names, shapes)]
             device, dtype = _param_device_dtype(backbone, example)
-            self.gates = nn.ModuleList(
-                LayerGate(c, t, num_classes, self.channel_pool).to(device=device, dtype=dtype)
-                for c, t in sizes
-            )
+            self.gates = nn.ModuleList(LayerGate(c, t, num_classes, self.channel_pool).to(device=device, dtype=dtype)
+                                       for c, t in sizes)
         self._saved_requires_grad: Optional[List[bool]] = None
         self.backbone_frozen = False
         if freeze_backbone:
@@ -369,8 +227,8 @@ class LayerwiseGatedClassifier(nn.Module):
             )
         return max(t_k // self.temporal_factor, 1)
 
-    def _build_gate(self, i: int, shape, input_shape) -> None:
-        """Sizes lazy gate ``i`` from its layer's activation shape ``(N, C_k, T_k, H_k, W_k)``.
+    def _lazy_size(self, i: int, shape, input_shape) -> int:
+        """``T'`` of lazy gate ``i`` from its layer's activation shape ``(N, C_k, T_k, H_k, W_k)``.
 
         A gate whose ``fc`` was loaded by ``load_state_dict`` keeps the checkpoint's pooled length:
         ``T' = fc.in_features / C_k`` (or ``fc.in_features`` with ``channel_pool``).
@@ -378,8 +236,7 @@ class LayerwiseGatedClassifier(nn.Module):
         gate, name, c_k = self.gates[i], self.layer_names[i], shape[1]
         loaded = gate.loaded_in_features
         if loaded is None:
-            gate.build(c_k, self._temporal_size(name, shape, input_shape))
-            return
+            return self._temporal_size(name, shape, input_shape)
         per_step = 1 if self.channel_pool else c_k
         if loaded % per_step:
             raise ValueError(
@@ -387,7 +244,7 @@ class LayerwiseGatedClassifier(nn.Module):
                 f"a multiple of the layer's {per_step} channel(s): the checkpoint is of another "
                 "model (other layers, backbone or channel_pool)"
             )
-        gate.build(c_k, loaded // per_step)
+        return loaded // per_step
 
     @property
     def gated_layers(self) -> List[nn.Module]:
@@ -422,16 +279,18 @@ class LayerwiseGatedClassifier(nn.Module):
         """``y = y_backbone + sum_k g_k(A_k)``; extra ``args``/``kwargs`` go to the backbone.
 
         Returns ``logits`` ``(N, num_classes)``, or with ``return_gate_logits=True`` the tuple
-        ``(logits, [gate_logits_k], backbone_logits)``.
+        ``(logits, [gate_logits_k], backbone_logits)``. A lazy gate is sized only once the whole
+        first call has succeeded, so a failed first call leaves the model lazy.
+
+        Shape:
+            ``x`` ``(N, C, T, H, W)`` -> ``(N, num_classes)``
         """
-        unbuilt = [gate for gate in self.gates if not gate.is_built]
-        try:
-            backbone_logits, gate_logits = self._run_backbone(x, args, kwargs, gated=True)
-            _check_logits(backbone_logits, self.num_classes)
-        except BaseException:
-            for gate in unbuilt:  # a failed first call leaves the gates lazy, as they were
-                gate.unbuild()
-            raise
+        backbone_logits, gate_logits = self._run_backbone(x, args, kwargs, gated=True)
+        _check_logits(backbone_logits, self.num_classes)
+        for i, gate in enumerate(self.gates):
+            if isinstance(gate_logits[i], tuple):  # a lazy gate's first call, which succeeded: size it
+                c_k, t_k, pooled = gate_logits[i]
+                gate_logits[i] = gate.build(c_k, t_k).fc(pooled)
         logits = torch.stack(gate_logits, dim=0).sum(dim=0)
         if self.include_backbone_logits:
             logits = logits + backbone_logits
@@ -443,8 +302,8 @@ class LayerwiseGatedClassifier(nn.Module):
         """Runs the backbone once with temporary hooks on the gated layers.
 
         With ``gated`` the hooks apply each gate to its layer's output as soon as it is produced
-        (so a later in-place op of the backbone cannot alter it); otherwise they record shapes.
-        Returns ``(backbone_output, [per-layer result])``.
+        (so a later in-place op of the backbone cannot alter it; a lazy gate records
+        ``(C_k, T', pooled features)``); otherwise they record shapes. Returns ``(backbone_output, [per-layer result])``.
         """
         modules = self.gated_layers
         results: List[Optional[object]] = [None] * len(modules)
@@ -461,9 +320,15 @@ class LayerwiseGatedClassifier(nn.Module):
                         f"layers: layer {self.layer_names[i]!r} must output a 5-D tensor "
                         f"(N, C, T, H, W), got {shape}"
                     )
-                if gated and not self.gates[i].is_built:
-                    self._build_gate(i, tuple(output.shape), tuple(x.shape))
-                results[i] = self.gates[i](output) if gated else tuple(output.shape)
+                if not gated:
+                    results[i] = tuple(output.shape)
+                    return None
+                gate = self.gates[i]
+                if gate.is_built:
+                    results[i] = gate(output)
+                else:  # pooled now, sized and applied once the whole call has succeeded
+                    size = self._lazy_size(i, output.shape, x.shape)
+                    results[i] = (output.shape[1], size, gate.pool(output, size))
                 return None
 
             return hook
@@ -506,76 +371,17 @@ class LayerwiseGatedClassifier(nn.Module):
 
 
 # ---------------------------------------------------------------------- helpers
-def _resolve_layer_names(backbone: nn.Module, layers) -> List[str]:
-    if isinstance(layers, (str, nn.Module)):
-        layers = [layers]
-    try:
-        layers = list(layers)
-    except TypeError:
-        raise TypeError(
-            "layers: expected a module, a dotted name, or a sequence of them, "
-            f"got {type(layers).__name__}"
-        ) from None
-    if not layers:
-        raise ValueError("layers: expected at least one layer to gate, got an empty sequence")
-    by_id = {id(m): name for name, m in backbone.named_modules()}
-    names: List[str] = []
-    for layer in layers:
-        if isinstance(layer, str):
-            try:
-                backbone.get_submodule(layer)
-            except AttributeError:
-                raise ValueError(
-                    f"layers: {layer!r} is not a submodule of the backbone "
-                    f"({type(backbone).__name__})"
-                ) from None
-            name = layer
-        elif isinstance(layer, nn.Module):
-            if id(layer) not in by_id:
-                raise ValueError(
-                    f"layers: the module {type(layer).__name__} is not a submodule of the backbone "
-                    f"({type(backbone).__name__})"
-                )
-            name = by_id[id(layer)]
-        else:
-            raise TypeError(
-                f"layers: expected nn.Module or str entries, got {type(layer).__name__}"
-            )
-        if name == "":
-            raise ValueError("layers: the backbone itself cannot be gated; name one of its layers")
-        if name in names:
-            raise ValueError(f"layers: {name!r} is given twice")
-        names.append(name)
-    return names
-
-
-def _is_lazy(param) -> bool:
-    return isinstance(param, nn.parameter.UninitializedParameter)
-
-
-def _param_device_dtype(backbone: nn.Module, example: torch.Tensor):
-    for p in backbone.parameters():
-        return p.device, (p.dtype if p.is_floating_point() else example.dtype)
-    return example.device, example.dtype
-
-
 def _example_batch(backbone, input_shape, example_input) -> torch.Tensor:
     if example_input is not None:
         if not isinstance(example_input, torch.Tensor):
-            raise TypeError(
-                f"example_input: expected a torch.Tensor, got {type(example_input).__name__}"
-            )
+            raise TypeError(f"example_input: expected a torch.Tensor, got {type(example_input).__name__}")
         if example_input.dim() != 5:
-            raise ValueError(
-                "example_input: expected a clip batch (N, C, T, H, W), "
-                f"got shape {tuple(example_input.shape)}"
-            )
+            raise ValueError(f"example_input: expected a clip batch (N, C, T, H, W), got shape "
+                             f"{tuple(example_input.shape)}")
         return example_input
     if input_shape is None:
-        raise TypeError(
-            "input_shape: the gates' sizes are found by a dry run of the backbone; pass "
-            "input_shape=(C, T, H, W) of one clip (or example_input=a clip batch)"
-        )
+        raise TypeError("input_shape: the gates' sizes are found by a dry run of the backbone; pass "
+                        "input_shape=(C, T, H, W) of one clip (or example_input=a clip batch)")
     shape = tuple(input_shape)
     if len(shape) != 4 or not all(isinstance(s, int) and s > 0 for s in shape):
         raise ValueError(f"input_shape: expected 4 positive ints (C, T, H, W), got {input_shape!r}")
@@ -586,12 +392,7 @@ def _example_batch(backbone, input_shape, example_input) -> torch.Tensor:
 def _check_logits(out, num_classes: int, during: str = "forward") -> None:
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(
-            f"backbone: expected its output to be logits (N, num_classes) during {during}, "
-            f"got {shape}"
-        )
+        raise ValueError(f"backbone: expected its output to be logits (N, num_classes) during {during}, got {shape}")
     if out.shape[1] != num_classes:
-        raise ValueError(
-            f"num_classes: the gated classifier was given num_classes={num_classes} but the "
-            f"backbone outputs {out.shape[1]} logits (shape {tuple(out.shape)})"
-        )
+        raise ValueError(f"num_classes: the gated classifier was given num_classes={num_classes} but the "
+                         f"backbone outputs {out.shape[1]} logits (shape {tuple(out.shape)})")

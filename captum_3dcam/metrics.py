@@ -12,13 +12,17 @@ such frames are excluded from every denominator and are never hits (Quantus coun
 - Acc2: the same numerators restricted to clips whose predicted class equals the label, over the
   same denominator: ``Acc2 = c * #hits / #GT frames`` per clip, ``c = [prediction == label]``.
 - Temporal IoU of segments ``[start, end)``: ``|a ∩ b| / |a ∪ b|`` on the time axis.
+
+Lives here: the metrics and :class:`LocalizationMeter`. Does not live here: turning maps into boxes
+(:mod:`captum_3dcam.localization`) and running methods over datasets (:mod:`captum_3dcam.evaluation`).
 """
 from typing import Dict, Iterable, Optional, Sequence
 
 import torch
 from torch import Tensor
 
-from .localization import _as_frames, mask_to_segments
+from .localization import _as_frames
+from .tubes import mask_to_segments
 
 __all__ = [
     "check_boxes",
@@ -74,7 +78,11 @@ def check_boxes(boxes: Tensor, name: str = "boxes") -> Tensor:
 
 
 def valid_frames(gt_boxes: Tensor) -> Tensor:
-    """True where a ground-truth box exists (the row is not NaN). ``(..., 4) -> (...)`` bool."""
+    """True where a ground-truth box exists (the row is not NaN). ``(..., 4) -> (...)`` bool.
+
+    Shape:
+        ``(..., 4) -> (...)`` bool
+    """
     return ~torch.isnan(check_boxes(gt_boxes, "gt_boxes")).any(-1)
 
 
@@ -183,6 +191,9 @@ def hit_rate(hits: Tensor, gt_boxes: Tensor, correct: Optional[Tensor] = None) -
 
     Returns:
         the accuracy as a float; NaN when no frame has a GT box (there is nothing to score).
+
+    Shape:
+        ``hits`` ``(N, T)``, ``gt_boxes`` ``(N, T, 4)``, ``correct`` ``(N,)`` -> a float
     """
     valid = valid_frames(gt_boxes)
     if not isinstance(hits, Tensor) or hits.shape != valid.shape:
@@ -210,6 +221,9 @@ def iou_accuracy(
 
     Returns:
         ``{tau: accuracy}``; accuracies are NaN when no frame has GT.
+
+    Shape:
+        ``ious`` ``(...)`` (NaN = no ground truth) -> ``{tau: float}``
     """
     if not isinstance(ious, Tensor):
         raise TypeError(f"ious: expected a torch.Tensor, got {type(ious).__name__}")
@@ -265,6 +279,9 @@ def segment_set_iou(pred_segments: Tensor, gt_segments: Tensor, num_frames: int)
     """IoU of the frame sets covered by two lists of ``[start, end)`` segments of a ``T``-frame clip.
 
     Returns NaN when both sets are empty.
+
+    Shape:
+        ``(S, 2)``, ``(G, 2)`` -> a float
     """
     if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 0:
         raise ValueError(f"num_frames: expected an int >= 0, got {num_frames!r}")
@@ -280,7 +297,11 @@ def segment_set_iou(pred_segments: Tensor, gt_segments: Tensor, num_frames: int)
 
 
 def gt_segments(gt_boxes: Tensor) -> Tensor:
-    """Ground-truth temporal segments: runs of frames that have a box. ``(T, 4) -> (S, 2)``."""
+    """Ground-truth temporal segments: runs of frames that have a box. ``(T, 4) -> (S, 2)``.
+
+    Shape:
+        ``(T, 4)`` -> ``(S, 2)``
+    """
     valid = valid_frames(gt_boxes)
     if valid.dim() != 1:
         raise ValueError(f"gt_boxes: expected one clip (T, 4), got {tuple(gt_boxes.shape)}")
@@ -315,7 +336,11 @@ class LocalizationMeter:
         predicted: Optional[Tensor] = None,
         labels: Optional[Tensor] = None,
     ) -> None:
-        """Add a batch: maps ``(N, [1,] T, H, W)``, boxes ``(N, T, 4)``, classes ``(N,)``."""
+        """Add a batch: maps ``(N, [1,] T, H, W)``, boxes ``(N, T, 4)``, classes ``(N,)``.
+
+        Shape:
+            ``maps`` ``(N, [1,] T, H, W)``, boxes ``(N, T, 4)``, ``predicted``/``labels`` ``(N,)``
+        """
         if (predicted is None) != (labels is None):
             raise ValueError("predicted and labels: give both (for Acc2) or neither")
         correct = None
@@ -331,7 +356,11 @@ class LocalizationMeter:
         self.add(pointing_game(maps, gt_boxes), box_iou(pred_boxes, gt_boxes), correct)
 
     def add(self, hits: Tensor, ious: Tensor, correct: Optional[Tensor] = None) -> None:
-        """Add precomputed ``hits`` (N, T) bool, ``ious`` (N, T) (NaN = no GT), ``correct`` (N,) bool."""
+        """Add precomputed ``hits`` (N, T) bool, ``ious`` (N, T) (NaN = no GT), ``correct`` (N,) bool.
+
+        Shape:
+            ``hits``, ``ious`` ``(N, T)``, ``correct`` ``(N,)``
+        """
         if not isinstance(hits, Tensor) or not isinstance(ious, Tensor) or hits.shape != ious.shape or hits.dim() != 2:
             raise ValueError("hits and ious: expected two (N, T) tensors of the same shape")
         has = correct is not None

@@ -15,6 +15,9 @@ trained model instead.
 The user's model is never touched: everything runs on a ``copy.deepcopy`` of it. The target class
 is fixed from the trained copy (its prediction when ``target=None``), so every step explains the
 same class.
+
+Lives here: the randomization test and its similarity measures (Spearman, SSIM). Does not live here:
+the tables that report it (:func:`captum_3dcam.evaluation.sanity_table`).
 """
 import copy
 from dataclasses import dataclass
@@ -23,6 +26,8 @@ from typing import Callable, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ._utils import optional_import, progress_bar
 
 __all__ = [
     "RandomizationStep",
@@ -71,10 +76,7 @@ def spearman_rank_correlation(a: Tensor, b: Tensor) -> Tensor:
     Shape:
         ``(N, ...), (N, ...) -> (N,)`` float64
     """
-    try:
-        from scipy.stats import spearmanr
-    except ImportError as exc:  # pragma: no cover
-        raise ImportError("spearman_rank_correlation needs scipy: pip install captum-3dcam[localization]") from exc
+    spearmanr = optional_import("scipy.stats", "spearman_rank_correlation").spearmanr
     fa, fb = _flat_per_sample(a, "a"), _flat_per_sample(b, "b")
     if fa.shape != fb.shape:
         raise ValueError(f"a and b: expected the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
@@ -238,13 +240,7 @@ def cascading_randomization(
             original if keep_maps else None,
         )
     ]
-    iterator = enumerate(layers, start=1)
-    if show_progress:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError as exc:  # pragma: no cover
-            raise ImportError("show_progress=True needs tqdm: pip install captum-3dcam[progress]") from exc
-        iterator = tqdm(iterator, total=len(layers), desc="randomization")
+    iterator = progress_bar(enumerate(layers, start=1), "randomization", total=len(layers), enabled=show_progress)
     current = copy.deepcopy(trained)
     for k, name in iterator:
         if mode == "independent":

@@ -12,13 +12,11 @@ checkpoint (model, optimizer, scheduler, RNG state, epoch, config, history). A r
 such a checkpoint and continues exactly as the uninterrupted run would have: the batch order of
 epoch ``e`` depends only on ``(seed, e)`` and the RNG state is restored.
 
-:func:`train_small_model` / :func:`load_or_train_small_model` fit the compact
-:class:`~captum_3dcam.models.Small3DCNN` on :class:`~captum_3dcam.datasets.SyntheticActions`
-in a couple of minutes on a CPU with :data:`SMALL_MODEL_RECIPE`: ``widths=(8, 16, 32, 64)``,
-Adam, lr 0.003, x0.1 after epoch 4 of 5, batch 16, 1000 training videos (with a few hundred
-videos it tends to memorise appearance instead of learning motion). The paper's recipe
-(SGD lr 0.001) is sized for hundreds of epochs of fine-tuning a pre-trained network, not for a
-two-minute run from scratch.
+Lives here: :class:`TrainConfig`, :func:`train`, :func:`evaluate`, the checkpoints
+(:func:`save_checkpoint`, :func:`load_checkpoint`) and :func:`video_ids_of` — for any model and
+dataset. Does not live here: the embedded small model's recipe (``train_small_model``,
+``load_or_train_small_model``), in :mod:`captum_3dcam.models.small_recipe` (still importable from
+here, deprecated), nor the gated classifier (:mod:`captum_3dcam.gating`).
 """
 import os
 import time
@@ -31,6 +29,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ._utils import progress_bar
+
 __all__ = [
     "TrainConfig",
     "train",
@@ -38,9 +38,6 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "video_ids_of",
-    "SMALL_MODEL_RECIPE",
-    "train_small_model",
-    "load_or_train_small_model",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -105,18 +102,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def _progress(iterable, disable: bool, **kwargs):
-    if disable:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as exc:  # pragma: no cover - tqdm is in the test extras
-        raise ImportError(
-            "progress bars need tqdm: pip install captum-3dcam[progress] (or pass progress=False)"
-        ) from exc
-    return tqdm(iterable, **kwargs)
-
-
 def video_ids_of(dataset: Dataset) -> List[Any]:
     """Video id of every item: ``dataset.video_ids``, ``dataset.video_id(i)``, through ``Subset``.
 
@@ -171,6 +156,9 @@ def evaluate(
 
     Returns:
         ``{"loss", "clip_accuracy", "video_accuracy", "num_clips", "num_videos"}``.
+
+    Shape:
+        items ``(clip (C, T, H, W), [boxes,] label)``; ``model``: ``(N, C, T, H, W) -> (N, num_classes)``
     """
     if len(dataset) == 0:
         raise ValueError("dataset: expected at least one item, got an empty dataset")
@@ -181,7 +169,7 @@ def evaluate(
     probs, labels, loss_sum = [], [], 0.0
     try:
         loader = _loader(dataset, batch_size, False, 0, num_workers)
-        for batch in _progress(loader, not progress, desc="eval", leave=False):
+        for batch in progress_bar(loader, "eval", unit="batch", enabled=progress, leave=False):
             x, y = _split_batch(batch)
             x, y = x.to(device), torch.as_tensor(y).to(device)
             logits = model(x)
@@ -319,6 +307,9 @@ def train(
         The history: one dict per epoch with ``epoch``, ``lr``, ``train_loss``,
         ``train_accuracy``, ``seconds`` and, with a ``test_set``, ``test_loss``,
         ``test_clip_accuracy``, ``test_video_accuracy``.
+
+    Shape:
+        items ``(clip (C, T, H, W), [boxes,] label)``; ``model``: ``(N, C, T, H, W) -> (N, num_classes)``
     """
     if config is None:
         config = TrainConfig(**overrides)
@@ -354,8 +345,8 @@ def train(
     eval_bs = config.eval_batch_size or config.batch_size
     was_training = model.training
     try:
-        epochs = _progress(range(start, config.epochs), not config.progress, desc="epochs",
-                           initial=start, total=config.epochs)
+        epochs = progress_bar(range(start, config.epochs), "epochs", unit="epoch", enabled=config.progress,
+                              initial=start, total=config.epochs)
         for epoch in epochs:
             t0 = time.perf_counter()
             model.train()
@@ -363,7 +354,7 @@ def train(
                              config.num_workers)
             lr = optimizer.param_groups[0]["lr"]
             loss_sum, correct, seen = 0.0, 0, 0
-            bar = _progress(loader, not config.progress, desc=f"epoch {epoch + 1}", leave=False)
+            bar = progress_bar(loader, f"epoch {epoch + 1}", unit="batch", enabled=config.progress, leave=False)
             for batch in bar:
                 x, y = _split_batch(batch)
                 x, y = x.to(device), torch.as_tensor(y).to(device)
@@ -398,137 +389,12 @@ def train(
     return history
 
 
-# -- the embedded default model -------------------------------------------------------------
+def __getattr__(name: str):
+    """Deprecated: the small model's recipe moved to :mod:`captum_3dcam.models.small_recipe`."""
+    if name not in ("SMALL_MODEL_RECIPE", "train_small_model", "load_or_train_small_model"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .models import small_recipe
 
-#: The fast recipe of :func:`train_small_model` (measured: see the module docstring / README).
-SMALL_MODEL_RECIPE = dict(
-    train_videos=1000,
-    test_videos=100,
-    clips_per_video=1,
-    test_clips_per_video=2,
-    difficulty="easy",
-    widths=(8, 16, 32, 64),
-    epochs=5,
-    batch_size=16,
-    optimizer="adam",
-    lr=0.003,
-    momentum=0.9,
-    weight_decay=0.0,
-    step_size=4,
-    gamma=0.1,
-    cache=True,
-)
-
-
-def _plain(d: Dict[str, Any]) -> Dict[str, Any]:
-    """Tuples to lists, so a recipe compares equal to its round trip through a checkpoint."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-
-def _matching_checkpoint(path: Path, recipe: Dict[str, Any], seed: int) -> Optional[Dict[str, Any]]:
-    """The checkpoint at ``path`` if it was trained with ``recipe`` and ``seed``, else ``None``.
-
-    A checkpoint of another recipe, seed or data generator is deleted with a warning, so that
-    it is trained again rather than resumed.
-    """
-    from .datasets.synthetic import GENERATOR_VERSION
-
-    if not path.is_file():
-        return None
-    state = load_checkpoint(path)
-    extra = state.get("extra") or {}
-    if extra.get("model") != "Small3DCNN":
-        raise ValueError(f"path: {path} is not a Small3DCNN checkpoint of train_small_model")
-    if (extra.get("recipe") == _plain(recipe) and extra.get("seed") == seed
-            and extra.get("generator_version") == GENERATOR_VERSION):
-        return state
-    warnings.warn(f"{path} was trained with another recipe, seed or generator; retraining")
-    path.unlink()
-    return None
-
-
-def _small_model_datasets(recipe: Dict[str, Any], seed: int):
-    from .datasets.synthetic import SyntheticActions
-
-    train_set = SyntheticActions(recipe["train_videos"], "train", seed=seed,
-                                 difficulty=recipe["difficulty"],
-                                 clips_per_video=recipe["clips_per_video"], cache=recipe["cache"])
-    test_set = SyntheticActions(recipe["test_videos"], "test", seed=seed,
-                                difficulty=recipe["difficulty"],
-                                clips_per_video=recipe["test_clips_per_video"], cache=recipe["cache"])
-    return train_set, test_set
-
-
-def train_small_model(
-    path: Optional[PathLike] = None,
-    *,
-    seed: int = 0,
-    progress: bool = True,
-    device: str = "cpu",
-    **recipe_overrides,
-):
-    """Fit :class:`Small3DCNN` on :class:`SyntheticActions` with :data:`SMALL_MODEL_RECIPE`.
-
-    Args:
-        path: checkpoint file (written every epoch, resumed from when it exists); ``None``
-            keeps nothing on disk.
-        seed: seeds the datasets, the initialization and the run.
-        progress: tqdm progress bars.
-        device: training device.
-        **recipe_overrides: replace entries of :data:`SMALL_MODEL_RECIPE` (``epochs=3``,
-            ``difficulty="hard"``, ``train_videos=100``, ...).
-
-    Returns:
-        ``(model, history)``: the model in ``eval()`` mode on ``device``, the per-epoch metrics.
-    """
-    from .datasets.synthetic import GENERATOR_VERSION
-    from .models.small import Small3DCNN
-
-    unknown = set(recipe_overrides) - set(SMALL_MODEL_RECIPE)
-    if unknown:
-        raise TypeError(f"unexpected recipe keys {sorted(unknown)}; known: {sorted(SMALL_MODEL_RECIPE)}")
-    recipe = {**SMALL_MODEL_RECIPE, **recipe_overrides}
-    train_set, test_set = _small_model_datasets(recipe, seed)
-    torch.manual_seed(seed)
-    model_kwargs = {"num_classes": len(train_set.classes), "widths": tuple(recipe["widths"])}
-    model = Small3DCNN(**model_kwargs)
-    cfg = TrainConfig(epochs=recipe["epochs"], batch_size=recipe["batch_size"],
-                      optimizer=recipe["optimizer"], lr=recipe["lr"],
-                      momentum=recipe["momentum"], weight_decay=recipe["weight_decay"],
-                      step_size=recipe["step_size"], gamma=recipe["gamma"], device=device,
-                      seed=seed, progress=progress)
-    extra = {"model": "Small3DCNN", "model_kwargs": _plain(model_kwargs),
-             "classes": list(train_set.classes), "recipe": _plain(recipe), "seed": seed,
-             "generator_version": GENERATOR_VERSION}
-    if path is not None:
-        _matching_checkpoint(Path(path), recipe, seed)  # drops a checkpoint of another recipe
-    history = train(model, train_set, test_set, cfg, checkpoint=path,
-                    resume=path is not None, extra=extra)
-    return model.eval(), history
-
-
-def load_or_train_small_model(
-    path: PathLike,
-    *,
-    seed: int = 0,
-    progress: bool = True,
-    device: str = "cpu",
-    **recipe_overrides,
-):
-    """The trained default model: loaded from ``path`` when it holds a finished run, else trained.
-
-    A checkpoint with fewer epochs than the recipe is resumed; a finished one is only loaded.
-    Returns :class:`Small3DCNN` in ``eval()`` mode on ``device``.
-    """
-    from .models.small import Small3DCNN
-
-    path = Path(path)
-    recipe = {**SMALL_MODEL_RECIPE, **recipe_overrides}
-    state = _matching_checkpoint(path, recipe, seed)
-    if state is not None and state["epoch"] >= recipe["epochs"]:
-        model = Small3DCNN(**state["extra"]["model_kwargs"])
-        model.load_state_dict(state["model"])
-        return model.to(device).eval()
-    model, _ = train_small_model(path, seed=seed, progress=progress, device=device,
-                                 **recipe_overrides)
-    return model
+    warnings.warn(f"captum_3dcam.training.{name} moved to captum_3dcam.models.small_recipe", DeprecationWarning,
+                  stacklevel=2)
+    return getattr(small_recipe, name)

@@ -1,72 +1,50 @@
-"""Video in, coordinates back out: decoding, per-model preprocessing, sliding windows.
+"""Video in and out: decoding files and frame folders, encoding GIF and MP4, display frames.
 
-- :func:`read_video` decodes a file to a ``uint8`` tensor ``(T, H, W, 3)`` (RGB) with PyAV.
-- :func:`preprocess_i3d` / :func:`preprocess_resnext` (and the general :func:`preprocess_clip`)
-  turn frames into the model's input ``(1, 3, T, h, w)`` and return a :class:`ClipGeometry`
-  that maps maps and boxes at model resolution back to the original frame's pixels.
-- :func:`sliding_windows` / :func:`stitch_windows` / :func:`apply_sliding_windows` run a clip model
-  over a long video and stitch per-frame results back to the whole video's length.
+Lives here: :func:`read_video` (a whole file, PyAV), :func:`read_frames` / :func:`count_frames`
+(1-based frame numbers of a file or of a folder of ``00001.jpg`` images, as annotation files
+count them), :func:`video_fps`, :func:`to_frames` (any clip -> displayable ``uint8`` RGB),
+:func:`save_gif` (Pillow), :func:`save_mp4` (PyAV) and :func:`save_video`. Does not live here:
+preprocessing for a model and the coordinates back (:mod:`captum_3dcam.preprocess`), sliding
+windows (:mod:`captum_3dcam.windows`) — their names are re-exported here, where they used to
+live — and anything drawn on frames (:mod:`captum_3dcam.overlays`).
 
-Coordinates: pixel-edge convention (SPEC section 4): pixel column ``i`` spans ``[i, i + 1)``; a
-box ``(x1, y1, x2, y2)`` covers ``x1 <= x < x2``. Resizing maps a pixel-edge coordinate ``u`` of
-the original frame to ``u * resized_w / W``; cropping subtracts the crop's offset.
+Frames are ``uint8`` tensors ``(T, H, W, 3)``, RGB. PyAV and Pillow are imported where used
+(``pip install captum-3dcam[video,viz]``).
 """
-from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Iterator, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
-import torch.nn.functional as F
+
+from ._utils import optional_import
+from . import preprocess, windows
+from .preprocess import (ACTIVITYNET_MEAN, I3D_MIN_FRAMES, ClipGeometry, centre_frame_indices,  # noqa: F401
+                         frames_to_clip, preprocess_clip, preprocess_i3d, preprocess_resnext)
+from .windows import apply_sliding_windows, sliding_windows, stitch_windows  # noqa: F401  (re-exported)
 
 __all__ = [
-    "read_video",
-    "ClipGeometry",
-    "centre_frame_indices",
-    "preprocess_clip",
-    "preprocess_i3d",
-    "preprocess_resnext",
-    "sliding_windows",
-    "stitch_windows",
-    "apply_sliding_windows",
-    "I3D_MIN_FRAMES",
-    "ACTIVITYNET_MEAN",
+    "read_video", "read_frames", "count_frames", "video_fps", "to_frames", "save_gif", "save_mp4", "save_video",
+    "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", *preprocess.__all__, *windows.__all__,  # the last two: their old home
 ]
 
-I3D_MIN_FRAMES = 9
-_CHUNK = 32  # frames resized at once in preprocess_clip
-#: Hara et al.'s ActivityNet mean (RGB, 0-255 scale), subtracted from ResNeXt inputs.
-ACTIVITYNET_MEAN = (114.7748, 107.7354, 99.4750)
+ArrayLike = Union[torch.Tensor, np.ndarray]
+PathLike = Union[str, Path]
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov")
+IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg")
 
 
-def _import_av():
-    try:
-        import av
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("read_video needs PyAV: pip install captum-3dcam[video]") from exc
-    return av
+# --------------------------------------------------------------------------------------------
+# decoding
+# --------------------------------------------------------------------------------------------
+def _av():
+    return optional_import("av", "reading and writing video files")
 
 
-def read_video(path: Union[str, Path], *, max_frames: Optional[int] = None) -> torch.Tensor:
-    """Decode every frame of a video file to RGB with PyAV.
-
-    Args:
-        path: the video file.
-        max_frames: stop after this many frames (``None``: all).
-
-    Returns:
-        ``uint8`` tensor ``(T, H, W, 3)``, RGB, frame 0 = the first decoded frame.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: the file cannot be decoded, has no video stream, or has zero frames.
-    """
-    av = _import_av()
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"path: no video file at {path}")
-    if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
-        raise ValueError(f"max_frames: expected a positive int or None, got {max_frames!r}")
-    frames = []
+def _decoded(path: Path) -> Iterator:
+    """PyAV frames of the first video stream; undecodable files raise ``ValueError``."""
+    av = _av()
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -74,336 +52,257 @@ def read_video(path: Union[str, Path], *, max_frames: Optional[int] = None) -> t
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             try:
-                for frame in container.decode(stream):
-                    frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")))
-                    if max_frames is not None and len(frames) >= max_frames:
-                        break
+                yield from container.decode(stream)
             except av.error.EOFError:  # the decoder ran out of data: the frames so far are the video
                 pass
     except (av.error.FFmpegError, OSError, RuntimeError) as exc:  # before ValueError: InvalidDataError is one
         raise ValueError(f"path: could not decode {path} as a video ({type(exc).__name__}: {exc})") from exc
+
+
+def _rgb(frame) -> torch.Tensor:
+    return torch.from_numpy(frame.to_ndarray(format="rgb24"))
+
+
+def read_video(path: PathLike, *, max_frames: Optional[int] = None) -> torch.Tensor:
+    """Decode every frame of a video file to RGB with PyAV.
+
+    Args:
+        path: the video file.
+        max_frames: stop after this many frames (``None``: all).
+
+    Returns:
+        ``uint8`` tensor, RGB, frame 0 = the first decoded frame.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file cannot be decoded, has no video stream, or has zero frames.
+
+    Shape:
+        - Output: :math:`(T, H, W, 3)`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path: no video file at {path}")
+    if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
+        raise ValueError(f"max_frames: expected a positive int or None, got {max_frames!r}")
+    frames = []
+    for frame in _decoded(path):
+        frames.append(_rgb(frame))
+        if max_frames is not None and len(frames) >= max_frames:
+            break
     if not frames:
         raise ValueError(f"path: {path} decoded to zero frames")
     return torch.stack(frames)
 
 
-@dataclass(frozen=True)
-class ClipGeometry:
-    """How a clip at model resolution sits in the original video.
-
-    Attributes:
-        frame_size: original ``(H, W)``.
-        resized_size: ``(H_r, W_r)`` after the short-side resize.
-        crop_box: ``(x1, y1, x2, y2)`` of the centre crop in resized pixels (pixel edges).
-        frame_indices: the original frame index of each clip frame (a ``range`` of length ``T``).
-
-    A model-resolution pixel-edge coordinate ``(u, v)`` maps to the original frame's
-    ``x = (u + crop_x1) * W / W_r``, ``y = (v + crop_y1) * H / H_r``.
-    """
-
-    frame_size: Tuple[int, int]
-    resized_size: Tuple[int, int]
-    crop_box: Tuple[int, int, int, int]
-    frame_indices: range
-
-    @property
-    def crop_size(self) -> Tuple[int, int]:
-        """``(h, w)`` of the model input."""
-        x1, y1, x2, y2 = self.crop_box
-        return (y2 - y1, x2 - x1)
-
-    def _scale(self, device, dtype) -> torch.Tensor:
-        (h, w), (hr, wr) = self.frame_size, self.resized_size
-        return torch.tensor([w / wr, h / hr, w / wr, h / hr], device=device, dtype=dtype)
-
-    def boxes_to_frame(self, boxes: torch.Tensor) -> torch.Tensor:
-        """Boxes at model resolution -> original frame pixels.
-
-        Args:
-            boxes: ``(..., 4)`` ``(x1, y1, x2, y2)`` in model-input pixel-edge coordinates;
-                NaN rows (no box) stay NaN.
-
-        Shape:
-            ``(..., 4) -> (..., 4)``, floating point.
-        """
-        _check_boxes(boxes)
-        boxes = boxes.float() if not boxes.is_floating_point() else boxes
-        x1, y1, _, _ = self.crop_box
-        offset = torch.tensor([x1, y1, x1, y1], device=boxes.device, dtype=boxes.dtype)
-        return (boxes + offset) * self._scale(boxes.device, boxes.dtype)
-
-    def boxes_from_frame(self, boxes: torch.Tensor) -> torch.Tensor:
-        """Original-frame boxes (e.g. ground truth) -> model-input coordinates, clipped to the crop.
-
-        A box entirely outside the crop collapses to zero width or height. NaN rows stay NaN.
-
-        Shape:
-            ``(..., 4) -> (..., 4)``, floating point.
-        """
-        _check_boxes(boxes)
-        boxes = boxes.float() if not boxes.is_floating_point() else boxes
-        x1, y1, _, _ = self.crop_box
-        h, w = self.crop_size
-        offset = torch.tensor([x1, y1, x1, y1], device=boxes.device, dtype=boxes.dtype)
-        out = boxes / self._scale(boxes.device, boxes.dtype) - offset
-        upper = torch.tensor([w, h, w, h], device=boxes.device, dtype=boxes.dtype)
-        return torch.minimum(torch.clamp(out, min=0), upper)  # NaN propagates through both
-
-    def maps_to_frame(self, maps: torch.Tensor) -> torch.Tensor:
-        """Maps at model resolution -> original frame pixels, zero outside the crop.
-
-        Each original pixel centre ``x + 0.5`` is mapped into the crop and the map is sampled
-        there bilinearly (edge values held up to the crop border); pixels whose centre falls
-        outside the crop get 0. Maps of another spatial size than the crop are first treated as
-        covering the crop exactly. Time is unchanged (see :attr:`frame_indices`).
-
-        Args:
-            maps: ``(N, 1, T, h, w)`` or ``(N, T, h, w)``, on any device.
-
-        Shape:
-            ``(N, 1, T, h, w) -> (N, 1, T, H, W)``; ``(N, T, h, w) -> (N, T, H, W)``.
-        """
-        if not isinstance(maps, torch.Tensor):
-            raise TypeError(f"maps: expected a torch.Tensor, got {type(maps).__name__}")
-        if maps.dim() not in (4, 5) or (maps.dim() == 5 and maps.shape[1] != 1):
-            raise ValueError(f"maps: expected (N, 1, T, h, w) or (N, T, h, w), got {tuple(maps.shape)}")
-        lead = maps.shape[:-2]
-        flat = maps.reshape(-1, 1, *maps.shape[-2:])
-        flat = flat if flat.is_floating_point() else flat.float()
-        (h, w), (hr, wr) = self.frame_size, self.resized_size
-        cx1, cy1, cx2, cy2 = self.crop_box
-        dev, dt = flat.device, flat.dtype
-        # pixel centres of the original frame, in resized pixels, then normalized to the crop [-1, 1]
-        xs = ((torch.arange(w, device=dev, dtype=dt) + 0.5) * (wr / w) - cx1) / (cx2 - cx1) * 2 - 1
-        ys = ((torch.arange(h, device=dev, dtype=dt) + 0.5) * (hr / h) - cy1) / (cy2 - cy1) * 2 - 1
-        grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)  # (H, W, 2) as (x, y)
-        grid = grid.unsqueeze(0).expand(flat.shape[0], h, w, 2)
-        sampled = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        inside = ((xs.abs() <= 1)[None, :] & (ys.abs() <= 1)[:, None]).to(dt)
-        return (sampled * inside).reshape(*lead, h, w)
+def video_fps(path: PathLike) -> float:
+    """Average frame rate of the first video stream (25 when the container does not say)."""
+    try:
+        with _av().open(str(path)) as container:
+            rate = container.streams.video[0].average_rate
+            return float(rate) if rate else 25.0
+    except Exception:  # the decoder itself reports unreadable files, in read_video
+        return 25.0
 
 
-def _check_boxes(boxes) -> None:
-    if not isinstance(boxes, torch.Tensor):
-        raise TypeError(f"boxes: expected a torch.Tensor (..., 4), got {type(boxes).__name__}")
-    if boxes.dim() == 0 or boxes.shape[-1] != 4:
-        raise ValueError(f"boxes: expected shape (..., 4) as (x1, y1, x2, y2), got {tuple(boxes.shape)}")
+def _frame_files(folder: Path):
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f"frames: no {IMAGE_EXTENSIONS} images in {folder}")
+    return files
 
 
-def _check_frames(frames) -> None:
-    if not isinstance(frames, torch.Tensor):
-        raise TypeError(f"frames: expected a torch.Tensor (T, H, W, 3), got {type(frames).__name__}")
-    if frames.dim() != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames: expected shape (T, H, W, 3) RGB, got {tuple(frames.shape)}")
-    if frames.shape[0] == 0:
-        raise ValueError("frames: got zero frames")
+def count_frames(source: PathLike) -> int:
+    """Number of frames of a video file (decoded, exact) or of a frame folder."""
+    source = Path(source)
+    if source.is_dir():
+        return len(_frame_files(source))
+    if not source.is_file():
+        raise FileNotFoundError(f"source: no video file or frame folder at {source}")
+    return sum(1 for _ in _decoded(source))
 
 
-def centre_frame_indices(total: int, num_frames: Optional[int]) -> range:
-    """Indices of the centre ``num_frames`` of ``total`` frames (all of them when ``None``).
-
-    The window starts at ``(total - num_frames) // 2``.
-    """
-    if num_frames is None:
-        return range(total)
-    if not isinstance(num_frames, int) or num_frames < 1:
-        raise ValueError(f"num_frames: expected a positive int or None, got {num_frames!r}")
-    if total < num_frames:
-        raise ValueError(f"frames: the model input needs {num_frames} frames (num_frames), the video has {total}")
-    start = (total - num_frames) // 2
-    return range(start, start + num_frames)
-
-
-def preprocess_clip(
-    frames: torch.Tensor,
-    *,
-    short_side: int,
-    crop_size: int,
-    scale: float,
-    mean: Sequence[float],
-    std: Sequence[float],
-    num_frames: Optional[int] = None,
-    min_frames: int = 1,
-) -> Tuple[torch.Tensor, ClipGeometry]:
-    """Centre frames in time, resize the short side, centre-crop, normalize.
-
-    ``clip = (frames * scale - mean) / std`` per RGB channel, after a bilinear (antialiased)
-    resize of the short side to ``short_side`` (the long side to ``round(long * short_side / short)``)
-    and a centre crop ``crop_size`` starting at ``(resized - crop_size) // 2``. Frames are
-    processed 32 at a time, so a long video needs memory for the output clip only.
+def read_frames(source: PathLike, frames: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """Read frames (1-based numbers) of a video file or a frame folder.
 
     Args:
-        frames: ``(T, H, W, 3)`` RGB, ``uint8`` (or float on the 0-255 scale).
-        short_side, crop_size: resize and crop sizes in pixels.
-        scale, mean, std: normalization.
-        num_frames: keep the centre ``num_frames`` (``None``: every frame).
-        min_frames: the fewest frames the model accepts.
+        source: a video file (PyAV) or a folder of ``00001.jpg``-style images.
+        frames: 1-based frame numbers, in any order, repeats allowed; ``None`` reads all.
 
     Returns:
-        ``(clip, geometry)``: ``clip`` ``(1, 3, T', crop_size, crop_size)`` float32 on ``frames``'s
-        device, and a :class:`ClipGeometry`.
-    """
-    _check_frames(frames)
-    if crop_size > short_side:
-        raise ValueError(f"crop_size: must not exceed short_side ({short_side}), got {crop_size}")
-    total, h, w, _ = frames.shape
-    indices = centre_frame_indices(total, num_frames)
-    if len(indices) < min_frames:
-        raise ValueError(f"frames: the model needs at least {min_frames} frames, got {len(indices)}")
-    if h <= w:
-        hr, wr = short_side, max(int(round(w * short_side / h)), short_side)
-    else:
-        hr, wr = max(int(round(h * short_side / w)), short_side), short_side
-    top, left = (hr - crop_size) // 2, (wr - crop_size) // 2
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=frames.device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=frames.device).view(1, 3, 1, 1)
-    clip = torch.empty(1, 3, len(indices), crop_size, crop_size, dtype=torch.float32, device=frames.device)
-    for start in range(0, len(indices), _CHUNK):  # a few frames at a time: bounded float memory
-        stop = min(start + _CHUNK, len(indices))
-        x = frames[indices[start] : indices[stop - 1] + 1].permute(0, 3, 1, 2).float()  # (t, 3, H, W)
-        if (hr, wr) != (h, w):
-            x = F.interpolate(x, size=(hr, wr), mode="bilinear", align_corners=False, antialias=True)
-        x = x[:, :, top : top + crop_size, left : left + crop_size]
-        clip[0, :, start:stop] = ((x * scale - mean_t) / std_t).permute(1, 0, 2, 3)
-    geometry = ClipGeometry(
-        frame_size=(int(h), int(w)),
-        resized_size=(hr, wr),
-        crop_box=(left, top, left + crop_size, top + crop_size),
-        frame_indices=indices,
-    )
-    return clip, geometry
+        uint8 tensor, RGB.
 
-
-def preprocess_i3d(frames: torch.Tensor, num_frames: Optional[int] = None) -> Tuple[torch.Tensor, ClipGeometry]:
-    """DeepMind I3D input: short side 256, centre crop 224, RGB in ``[-1, 1]`` (``x / 127.5 - 1``).
-
-    Args:
-        frames: ``(T, H, W, 3)`` RGB ``uint8`` (see :func:`read_video`).
-        num_frames: keep the centre ``num_frames`` (e.g. 64); ``None`` keeps all. I3D needs >= 9.
-
-    Returns:
-        ``(clip (1, 3, T', 224, 224), geometry)``.
-    """
-    return preprocess_clip(
-        frames, short_side=256, crop_size=224, scale=1 / 127.5, mean=(1.0, 1.0, 1.0), std=(1.0, 1.0, 1.0),
-        num_frames=num_frames, min_frames=I3D_MIN_FRAMES,
-    )
-
-
-def preprocess_resnext(frames: torch.Tensor, num_frames: Optional[int] = 16) -> Tuple[torch.Tensor, ClipGeometry]:
-    """Hara et al.'s 3D ResNeXt input: short side 112, centre crop 112, 0-255 minus the ActivityNet mean.
-
-    Args:
-        frames: ``(T, H, W, 3)`` RGB ``uint8``.
-        num_frames: keep the centre ``num_frames`` (16 as in training); ``None`` keeps all.
-
-    Returns:
-        ``(clip (1, 3, T', 112, 112), geometry)``.
-    """
-    return preprocess_clip(
-        frames, short_side=112, crop_size=112, scale=1.0, mean=ACTIVITYNET_MEAN, std=(1.0, 1.0, 1.0),
-        num_frames=num_frames,
-    )
-
-
-def sliding_windows(num_frames: int, clip_len: int, stride: int) -> List[Tuple[int, int]]:
-    """Windows ``[start, stop)`` of ``clip_len`` frames every ``stride`` frames, covering every frame.
-
-    Starts are ``0, stride, 2 * stride, ...``; when they do not reach the end, one last window is
-    aligned to the end (``[num_frames - clip_len, num_frames)``).
-
-    Example:
-        >>> sliding_windows(10, 4, 4)
-        [(0, 4), (4, 8), (6, 10)]
-    """
-    for name, value in (("num_frames", num_frames), ("clip_len", clip_len), ("stride", stride)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    if num_frames < clip_len:
-        raise ValueError(f"num_frames: the video has {num_frames} frames, fewer than clip_len={clip_len}")
-    windows = [(s, s + clip_len) for s in range(0, num_frames - clip_len + 1, stride)]
-    if windows[-1][1] < num_frames:
-        windows.append((num_frames - clip_len, num_frames))
-    return windows
-
-
-def stitch_windows(
-    per_window: torch.Tensor, windows: Sequence[Tuple[int, int]], num_frames: int, *, time_dim: int = -3
-) -> torch.Tensor:
-    """Average per-window results back onto the whole video's frames.
-
-    Frame ``f``'s value is the mean over the windows that contain it (NaN entries ignored; NaN
-    where every window gives NaN, e.g. boxes with no detection).
-
-    Args:
-        per_window: ``(W, ..., clip_len, ...)``, one result per window; ``time_dim`` indexes the
-            clip's frames (default ``-3``: maps ``(W, 1, clip_len, H, W)``; use ``1`` for
-            boxes ``(W, clip_len, 4)``).
-        windows: the ``W`` ``(start, stop)`` pairs from :func:`sliding_windows`.
-        num_frames: the video's length.
+    Raises:
+        FileNotFoundError: no such file/folder; ``IndexError``: a frame number past the end.
 
     Shape:
-        ``(W, ..., clip_len, ...) -> (..., num_frames, ...)`` (the window dimension removed).
+        - Output: :math:`(T, H, W, 3)`, ``T = len(frames)``.
     """
-    if not isinstance(per_window, torch.Tensor):
-        raise TypeError(f"per_window: expected a torch.Tensor, got {type(per_window).__name__}")
-    if per_window.shape[0] != len(windows):
-        raise ValueError(f"per_window: expected {len(windows)} windows (dim 0), got {per_window.shape[0]}")
-    dim = time_dim % per_window.dim()
-    if dim == 0:
-        raise ValueError("time_dim: must not be the window dimension 0")
-    clip_len = per_window.shape[dim]
-    for start, stop in windows:
-        if stop - start != clip_len or start < 0 or stop > num_frames:
-            raise ValueError(f"windows: ({start}, {stop}) does not fit clip_len={clip_len} in {num_frames} frames")
-    values = per_window if per_window.is_floating_point() else per_window.float()
-    out_shape = list(values.shape[1:])
-    out_shape[dim - 1] = num_frames
-    total = values.new_zeros(out_shape)
-    count = values.new_zeros(out_shape)
-    for i, (start, stop) in enumerate(windows):
-        v = values[i]
-        valid = ~torch.isnan(v)
-        total.narrow(dim - 1, start, clip_len).add_(torch.where(valid, v, torch.zeros_like(v)))
-        count.narrow(dim - 1, start, clip_len).add_(valid.to(values.dtype))
-    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
+    source = Path(source)
+    wanted = None if frames is None else [int(f) for f in frames]
+    if wanted is not None and any(f < 1 for f in wanted):
+        raise IndexError(f"frames: numbers are 1-based, got {min(wanted)}")
+    if source.is_dir():
+        Image = optional_import("PIL.Image", "reading frame folders")
+        files = _frame_files(source)
+        out = []
+        for f in range(1, len(files) + 1) if wanted is None else wanted:
+            if f > len(files):
+                raise IndexError(f"frames: frame {f} past the end of {source} ({len(files)} frames)")
+            with Image.open(files[f - 1]) as im:
+                out.append(torch.from_numpy(np.asarray(im.convert("RGB")).copy()))
+        return torch.stack(out)
+    if not source.is_file():
+        raise FileNotFoundError(f"source: no video file or frame folder at {source}")
+    keep = None if wanted is None else set(wanted)
+    last = None if wanted is None else max(wanted)
+    decoded = {}
+    for k, frame in enumerate(_decoded(source), start=1):
+        if keep is None or k in keep:
+            decoded[k] = _rgb(frame)
+        if last is not None and k >= last:
+            break
+    numbers = sorted(decoded) if wanted is None else wanted
+    missing = [f for f in numbers if f not in decoded]
+    if missing:
+        raise IndexError(
+            f"frames: frame {missing[0]} past the end of {source} ({len(decoded) and max(decoded)} frames)"
+        )
+    if not numbers:
+        raise ValueError(f"source: {source} has no video frames")
+    return torch.stack([decoded[f] for f in numbers])
 
 
-def apply_sliding_windows(
-    fn: Callable[[torch.Tensor], torch.Tensor],
-    clip: torch.Tensor,
-    clip_len: int,
-    stride: int,
-    *,
-    time_dim: int = -3,
-    progress: bool = True,
-) -> torch.Tensor:
-    """Run ``fn`` on every window of a long clip and stitch the per-frame results.
+# --------------------------------------------------------------------------------------------
+# display frames
+# --------------------------------------------------------------------------------------------
+def _as_tensor(x: ArrayLike, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    raise TypeError(f"{name}: expected a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+
+
+def _infer_range(video: torch.Tensor) -> Tuple[float, float]:
+    lo, hi = float(video.min()), float(video.max())
+    for cand_lo, cand_hi in ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0)):
+        if lo >= cand_lo and hi <= cand_hi:
+            return cand_lo, cand_hi
+    return lo, hi
+
+
+def to_frames(video: ArrayLike, value_range: Optional[Tuple[float, float]] = None) -> torch.Tensor:
+    """Convert a clip to displayable RGB frames.
 
     Args:
-        fn: maps a window ``(1, C, clip_len, h, w)`` to a per-frame result with the window's frames
-            on ``time_dim`` and a leading batch dimension of 1, e.g.
-            ``lambda x: cam.attribute(x)`` -> ``(1, 1, clip_len, h, w)``.
-        clip: the whole video ``(1, C, T, h, w)`` (e.g. from :func:`preprocess_i3d`).
-        clip_len, stride: see :func:`sliding_windows`.
-        time_dim: where ``fn``'s output holds time (default ``-3``).
-        progress: show a tqdm progress bar (needs tqdm).
+        video: ``(T, H, W, 3)`` / ``(T, H, W)`` uint8, or ``(C, T, H, W)`` / ``(1, C, T, H, W)``
+            with ``C`` in {1, 3} (any dtype). A 4-D array whose last axis is 1 or 3 and whose
+            first axis is not is read as channels-last.
+        value_range: ``(low, high)`` of a float clip, mapped linearly to 0..255 (clamped);
+            ``None`` infers it (``[0, 1]``, ``[-1, 1]``, ``[0, 255]``, else the clip's min..max).
 
     Returns:
-        ``fn``'s output stitched to ``T`` frames, e.g. ``(1, 1, T, h, w)``.
+        uint8 tensor on the CPU.
+
+    Shape:
+        - Output: :math:`(T, H, W, 3)`.
     """
-    if not isinstance(clip, torch.Tensor) or clip.dim() != 5 or clip.shape[0] != 1:
-        got = tuple(clip.shape) if isinstance(clip, torch.Tensor) else type(clip).__name__
-        raise ValueError(f"clip: expected a tensor (1, C, T, h, w), got {got}")
-    num_frames = clip.shape[2]
-    windows = sliding_windows(num_frames, clip_len, stride)
-    iterator = windows
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("progress=True needs tqdm: pip install captum-3dcam[progress] (or progress=False)") from exc
-        iterator = tqdm(windows, desc="windows", unit="clip")
-    results = [fn(clip[:, :, start:stop]) for start, stop in iterator]
-    stacked = torch.cat(results, dim=0)
-    return stitch_windows(stacked, windows, num_frames, time_dim=time_dim).unsqueeze(0)
+    v = _as_tensor(video, "video").cpu()
+    if v.dim() == 5:
+        if v.shape[0] != 1:
+            raise ValueError(f"video: expected a single clip (1, C, T, H, W), got {tuple(v.shape)}")
+        v = v[0]
+    if v.dim() == 3:  # (T, H, W) grey
+        v = v.unsqueeze(-1)
+    elif v.dim() == 4:
+        channels_last = v.shape[-1] in (1, 3) and (v.shape[0] not in (1, 3) or v.dtype == torch.uint8)
+        if not channels_last:
+            if v.shape[0] not in (1, 3):
+                raise ValueError(
+                    f"video: expected (T, H, W, 3) or (C, T, H, W) with C in (1, 3), got {tuple(v.shape)}"
+                )
+            v = v.permute(1, 2, 3, 0)
+    else:
+        raise ValueError(f"video: expected 3, 4 or 5 dimensions, got shape {tuple(v.shape)}")
+    if v.shape[-1] == 1:
+        v = v.expand(*v.shape[:-1], 3)
+    if v.dtype == torch.uint8:
+        return v.contiguous()
+    v = v.float()
+    lo, hi = value_range if value_range is not None else _infer_range(v)
+    if not hi > lo:
+        return torch.zeros(v.shape, dtype=torch.uint8)
+    return ((v - lo) / (hi - lo) * 255.0).clamp_(0, 255).round_().to(torch.uint8).contiguous()
+
+
+# --------------------------------------------------------------------------------------------
+# encoding
+# --------------------------------------------------------------------------------------------
+def _check_fps(fps: float) -> float:
+    if not float(fps) > 0:
+        raise ValueError(f"fps: expected a positive number, got {fps}")
+    return float(fps)
+
+
+def save_gif(frames: ArrayLike, path: PathLike, fps: float = 8.0) -> Path:
+    """Write frames as an animated GIF that loops (Pillow, a 256-colour palette per frame).
+
+    GIF stores delays in hundredths of a second, so ``fps`` is rounded to that. Pillow stores a
+    frame identical to the previous one once, shown for both delays (the playback is the same).
+
+    Shape:
+        - frames: :math:`(T, H, W, 3)` uint8 (or any video :func:`to_frames` accepts).
+    """
+    Image = optional_import("PIL.Image", "writing GIF")
+    fps = _check_fps(fps)
+    pictures = [Image.fromarray(frame) for frame in to_frames(frames).numpy()]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pictures[0].save(path, format="GIF", save_all=True, append_images=pictures[1:], duration=1000.0 / fps,
+                     loop=0)
+    return path
+
+
+def save_mp4(frames: ArrayLike, path: PathLike, fps: float = 8.0, crf: int = 20) -> Path:
+    """Write frames as H.264 MP4 (PyAV; yuv420p, odd sizes padded by one black pixel).
+
+    Falls back to MPEG-4 Part 2 where the PyAV build has no libx264.
+
+    Shape:
+        - frames: :math:`(T, H, W, 3)` uint8 (or any video :func:`to_frames` accepts).
+    """
+    av = _av()
+    fps = _check_fps(fps)
+    img = to_frames(frames).numpy()
+    T, H, W, _ = img.shape
+    if H % 2 or W % 2:
+        img = np.pad(img, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = img.shape[2], img.shape[1], "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": str(int(crf)), "preset": "veryfast"}
+        for frame in img:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def save_video(frames: ArrayLike, path: PathLike, fps: float = 8.0) -> Path:
+    """Write frames to ``path``: ``.gif`` -> :func:`save_gif`, ``.mp4``/``.mkv``/``.mov`` -> :func:`save_mp4`.
+
+    Shape:
+        - frames: :math:`(T, H, W, 3)` uint8 (or any video :func:`to_frames` accepts).
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".gif":
+        return save_gif(frames, path, fps)
+    if suffix in (".mp4", ".mkv", ".mov"):
+        return save_mp4(frames, path, fps)
+    raise ValueError(f"path: expected a .gif, .mp4, .mkv or .mov file name, got {str(path)!r}")

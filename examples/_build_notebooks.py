@@ -27,8 +27,7 @@ OUT.mkdir(parents=True, exist_ok=True)
 torch.manual_seed(0)
 print("quick mode" if QUICK else "full mode", "- writing to", OUT.resolve())'''
 
-MODEL = '''from captum_3dcam.cli import QUICK_RECIPE, default_small_checkpoint
-from captum_3dcam.training import load_or_train_small_model
+MODEL = '''from captum_3dcam.models import QUICK_RECIPE, default_small_checkpoint, load_or_train_small_model
 
 recipe = dict(QUICK_RECIPE) if QUICK else {}
 checkpoint = default_small_checkpoint(**recipe)          # cached: trained once, then reused
@@ -128,7 +127,7 @@ def i3d_real_video():
             "print(\"video:\", VIDEO, \"| run:\", RUN)"),
         new_markdown_cell("## Explain: top-5 classes, 3DCam in sliding windows, boxes, temporal curve"),
         new_code_cell(
-            "from captum_3dcam.cli import explain_video\n\n"
+            "from captum_3dcam.explain import explain_video\n\n"
             "if RUN:\n"
             "    result = explain_video(VIDEO, \"i3d-kinetics400\", max_frames=MAX_FRAMES, clip_len=CLIP_LEN,\n"
             "                           out=OUT / \"i3d\", gif=not QUICK, progress=False)\n"
@@ -246,7 +245,7 @@ def localization():
             "`attribution_to_tubes` keeps every region of every frame and links them by dynamic "
             "programming (attention mass + overlap with the previous box)."),
         new_code_cell(
-            "from captum_3dcam.localization import attribution_to_tubes\n\n"
+            "from captum_3dcam.tubes import attribution_to_tubes\n\n"
             "maps = methods[\"3DCam (conv1-4, sum)\"]\n"
             "for name, boxes in [(\"largest region per frame\", attribution_to_boxes(maps, 0.5)),\n"
             "                    (\"linked tube\", attribution_to_tubes(maps, 0.5))]:\n"

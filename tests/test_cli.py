@@ -13,6 +13,9 @@ av = pytest.importorskip("av")
 pytest.importorskip("scipy")
 
 from captum_3dcam import cli  # noqa: E402
+from captum_3dcam.errors import Captum3DCamError  # noqa: E402
+from captum_3dcam.explain import explain_video  # noqa: E402
+from captum_3dcam.models import QUICK_RECIPE  # noqa: E402
 
 
 def _decoded_frames(path):
@@ -36,10 +39,10 @@ def _isolated_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def small_checkpoint(tmp_path_factory):
     """A Small3DCNN trained for one epoch on 20 synthetic videos (seconds): the pipeline, not accuracy."""
-    from captum_3dcam.training import train_small_model
+    from captum_3dcam.models import train_small_model
 
     path = tmp_path_factory.mktemp("model") / "small.pt"
-    train_small_model(path, progress=False, **cli.QUICK_RECIPE)
+    train_small_model(path, progress=False, **QUICK_RECIPE)
     return path
 
 
@@ -75,9 +78,17 @@ def test_no_command_prints_help_and_fails(capsys):
     assert "COMMAND" in capsys.readouterr().out
 
 
-def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "captum_3dcam.cli", "--version"], capture_output=True, text=True)
+@pytest.mark.parametrize("module", ["captum_3dcam.cli", "captum_3dcam"])
+def test_console_script_is_installed(module):
+    out = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "captum-3dcam" in out.stdout
+
+
+def test_old_names_still_work_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="captum_3dcam.errors"):
+        assert cli.CLIError is Captum3DCamError
+    with pytest.warns(DeprecationWarning, match="captum_3dcam.explain"):
+        assert cli.explain_video is explain_video
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,7 +151,7 @@ def test_evaluate_real_dataset_needs_root(tmp_path, monkeypatch, capsys):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    with pytest.raises(cli.CLIError):
+    with pytest.raises(Captum3DCamError):
         cli.main(["explain", str(tmp_path / "nope.mp4"), "--debug"])
 
 
@@ -184,7 +195,7 @@ def test_explain_small_model_end_to_end(synthetic_video, small_checkpoint, tmp_p
 
 
 def test_explain_function_returns_maps_in_frame_geometry(synthetic_video, small_checkpoint):
-    res = cli.explain_video(synthetic_video, "small-synthetic", checkpoint=small_checkpoint, layers=["conv3,conv4"],
+    res = explain_video(synthetic_video, "small-synthetic", checkpoint=small_checkpoint, layers=["conv3,conv4"],
                             rule="gradcam", target=2, progress=False)
     assert res["frames"].shape == (40, 48, 80, 3)
     assert res["maps"].shape == (1, 1, 40, 64, 64)  # model resolution (short side 48 -> 64, crop 64)

@@ -70,6 +70,8 @@ def test_notebook_executes(path, notebook_env, tmp_path, monkeypatch):
     for key, value in notebook_env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("CAPTUM_3DCAM_OUT", str(tmp_path))
+    # the kernel imports this checkout's captum_3dcam, not whichever copy is installed
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(EXAMPLES.parent), os.environ.get("PYTHONPATH")])))
     nb = nbformat.read(str(path), as_version=4)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(EXAMPLES)}})

@@ -5,19 +5,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-import captum_3dcam.training as training
+import captum_3dcam.models.small_recipe as small_recipe
 from captum_3dcam.datasets import SyntheticActions
 from captum_3dcam.models.small import Small3DCNN
-from captum_3dcam.training import (
-    TrainConfig,
-    evaluate,
-    load_checkpoint,
-    load_or_train_small_model,
-    save_checkpoint,
-    train,
-    train_small_model,
-    video_ids_of,
-)
+from captum_3dcam.models.small_recipe import load_or_train_small_model, train_small_model
+from captum_3dcam.training import TrainConfig, evaluate, load_checkpoint, save_checkpoint, train, video_ids_of
 
 
 class LogitsDataset(Dataset):
@@ -200,7 +192,7 @@ def test_train_small_model_and_load_or_train(tmp_path, monkeypatch):
     def no_training(*a, **k):
         raise AssertionError("a finished checkpoint must be loaded, not retrained")
 
-    monkeypatch.setattr(training, "train", no_training)
+    monkeypatch.setattr(small_recipe, "train", no_training)
     loaded = load_or_train_small_model(path, progress=False, **TINY_RECIPE)
     assert not loaded.training
     x = torch.randn(2, 3, 16, 64, 64)

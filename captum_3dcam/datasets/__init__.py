@@ -8,12 +8,16 @@
 Every dataset has ``classes`` (names, index = label) and ``video_ids`` (the video of each item,
 for video-wise accuracy). Boxes are ``(x1, y1, x2, y2)`` in pixel-edge coordinates, NaN rows
 where a frame has no box.
+
+Does not live here: decoding video files (:mod:`captum_3dcam.video`) and preprocessing for a model
+(:mod:`captum_3dcam.preprocess`).
 """
 from .act_detector import ActDetectorGT, VideoAnnotation, VideoClipDataset, load_act_detector_gt, tubes_to_boxes
 from .jhmdb import JHMDB, JHMDB_CLASSES, boxes_from_masks, boxes_from_puppet_mask
 from .synthetic import DIFFICULTIES, MOTIONS, SYNTHETIC_CLASSES, SyntheticActions, SyntheticDifficulty
 from .ucf101_24 import UCF101_24, UCF101_24_CLASSES, load_pyannot, read_split_file
-from .video_io import count_frames, frames_to_clip, read_frames
+from ..preprocess import frames_to_clip
+from ..video import count_frames, read_frames
 
 __all__ = [
     "SyntheticActions",

@@ -18,6 +18,9 @@ consecutive frames (non-overlapping by default, the paper's protocol) and yields
 ``(clip, boxes, label)``: the frames as read (uint8 ``(T, H, W, 3)``) or passed through
 ``transform``, the per-frame boxes ``(T, 4)`` at the original resolution (NaN rows where no
 actor is annotated), the video's label.
+
+Lives here: the act-detector GT reader and the clip dataset JHMDB and UCF101-24 share. Does not live
+here: the datasets' own folder layouts (:mod:`.jhmdb`, :mod:`.ucf101_24`) and decoding (:mod:`captum_3dcam.video`).
 """
 import pickle
 from dataclasses import dataclass, field
@@ -28,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .video_io import VIDEO_EXTENSIONS, read_frames
+from ..video import VIDEO_EXTENSIONS, read_frames
 
 __all__ = [
     "VideoAnnotation",
@@ -61,7 +64,11 @@ class VideoAnnotation:
     resolution: Optional[tuple] = None
 
     def boxes(self, multi_actor: str = "union") -> torch.Tensor:
-        """Per-frame boxes ``(num_frames, 4)``, see :func:`tubes_to_boxes`."""
+        """Per-frame boxes ``(num_frames, 4)``, see :func:`tubes_to_boxes`.
+
+        Shape:
+            ``(num_frames, 4)``
+        """
         return tubes_to_boxes(self.tubes, self.num_frames, multi_actor=multi_actor)
 
 
@@ -76,6 +83,9 @@ def tubes_to_boxes(tubes: Sequence[torch.Tensor], num_frames: int, multi_actor: 
 
     Returns:
         ``(num_frames, 4)``; row ``k - 1`` is frame ``k``; NaN where no tube covers the frame.
+
+    Shape:
+        ``K`` tubes ``(M_k, 5)`` -> ``(num_frames, 4)``
     """
     if multi_actor not in ("union", "first"):
         raise ValueError(f"multi_actor: expected 'union' or 'first', got {multi_actor!r}")

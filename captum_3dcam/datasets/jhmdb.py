@@ -10,11 +10,15 @@ Two layouts are read:
   ``root/splits/<class>_test_split<fold>.txt`` (lines ``<video>.avi 1|2``, 1 = train, 2 = test).
   The box of frame ``t`` is the extent of the nonzero pixels of ``part_mask[:, :, t]``
   (``H x W x T``) in pixel-edge coordinates: columns ``i..j`` give ``x1 = i, x2 = j + 1``.
+
+Does not live here: the clip dataset machinery it shares with UCF101-24 (:mod:`.act_detector`).
 """
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
+
+from .._utils import mask_to_boxes, optional_import
 
 from .act_detector import ActDetectorGT, VideoAnnotation, VideoClipDataset
 
@@ -39,26 +43,19 @@ def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
     masks = torch.as_tensor(masks)
     if masks.dim() != 3:
         raise ValueError(f"masks: expected (T, H, W), got shape {tuple(masks.shape)}")
-    on = masks != 0
-    cols, rows = on.any(1), on.any(2)  # (T, W), (T, H)
-    out = torch.full((masks.shape[0], 4), float("nan"))
-    for t in range(masks.shape[0]):
-        c = torch.nonzero(cols[t]).flatten()
-        r = torch.nonzero(rows[t]).flatten()
-        if c.numel():
-            out[t] = torch.tensor([c[0], r[0], c[-1] + 1, r[-1] + 1], dtype=torch.float32)
-    return out
+    return mask_to_boxes(masks != 0).float()
 
 
 def boxes_from_puppet_mask(path: PathLike) -> torch.Tensor:
-    """Boxes ``(T, 4)`` from a JHMDB ``puppet_mask.mat`` (variable ``part_mask``, ``H x W x T``)."""
+    """Boxes ``(T, 4)`` from a JHMDB ``puppet_mask.mat`` (variable ``part_mask``, ``H x W x T``).
+
+    Shape:
+        ``part_mask`` ``H x W x T`` -> ``(T, 4)``
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"puppet_mask: no file at {path}")
-    try:
-        from scipy.io import loadmat
-    except ImportError as exc:  # pragma: no cover - scipy is in the test extras
-        raise ImportError("reading .mat files needs scipy: pip install captum-3dcam[localization]") from exc
+    loadmat = optional_import("scipy.io", "reading .mat files").loadmat
     try:
         mat = loadmat(str(path))
     except Exception as exc:

@@ -24,14 +24,19 @@ ellipse, and the box is that set's extent in pixel-edge coordinates ``(x1, y1, x
 covering pixel columns ``i..j`` has ``x1 = i, x2 = j + 1``), the whole silhouette even where a
 distractor occludes part of it. Generation is seeded per video and per clip, so an item is the
 same whatever the order of access, and costs a few milliseconds on a CPU.
+
+Lives here: :class:`SyntheticActions`, its classes and rendering. Does not live here: the
+difficulty knobs and presets (:mod:`.synthetic_difficulty`, re-exported here).
 """
 import math
-from dataclasses import dataclass, fields, replace
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from .._utils import mask_to_boxes
+from .synthetic_difficulty import DIFFICULTIES, SyntheticDifficulty, _resolve_difficulty
 
 __all__ = ["SyntheticActions", "SyntheticDifficulty", "SYNTHETIC_CLASSES", "MOTIONS", "DIFFICULTIES"]
 
@@ -60,110 +65,6 @@ GENERATOR_VERSION = 2
 #: Intensity mapping of the clips: ``clip = (rgb - MEAN) / STD`` with ``rgb`` in ``[0, 1]``.
 MEAN = 0.5
 STD = 0.25
-
-
-@dataclass(frozen=True)
-class SyntheticDifficulty:
-    """Generation parameters of :class:`SyntheticActions` (the difficulty knobs).
-
-    Lengths are fractions of the frame's short side, so a setting means the same at any
-    resolution. Ranges are ``(low, high)`` and sampled uniformly per video.
-
-    Args:
-        clip_len: frames per clip ``T``.
-        speed: ``move_*`` speed range (fraction of the short side per frame); capped per video so
-            that the whole video's path stays in the frame.
-        noise_std: std of the per-pixel, per-frame Gaussian noise (intensity units, ``[0, 1]``).
-        num_distractors: ``(low, high)`` number of distractors per video, inclusive.
-        amplitude: actor swing amplitude range (fraction of the short side).
-        pulse: ``pulse`` class relative size change range ``s``.
-        frequency: motion frequency range, cycles per frame (actor and distractors).
-        distractor_motion: distractor wobble amplitude range (fraction of the short side); the
-            wobble is a sum of two random sinusoids per axis, so large values resemble the
-            actor's classes (the *overlap* knob).
-        distractor_pulse: distractor relative size wobble range.
-        radius: object radius range (fraction of the short side), the same for all objects.
-        background_contrast: amplitude of the smooth background texture around grey.
-        texture: amplitude of the stripes on the objects (relative to their colour).
-    """
-
-    clip_len: int = 16
-    speed: Tuple[float, float] = (0.025, 0.04)
-    noise_std: float = 0.03
-    num_distractors: Tuple[int, int] = (2, 3)
-    amplitude: Tuple[float, float] = (0.1, 0.18)
-    pulse: Tuple[float, float] = (0.3, 0.45)
-    frequency: Tuple[float, float] = (0.03, 0.06)
-    distractor_motion: Tuple[float, float] = (0.0, 0.02)
-    distractor_pulse: Tuple[float, float] = (0.0, 0.0)
-    radius: Tuple[float, float] = (0.07, 0.11)
-    background_contrast: float = 0.15
-    texture: float = 0.25
-
-
-#: Presets: ``easy`` (the default), ``medium`` and ``hard`` (noisier, more and moving
-#: distractors, slower and overlapping motions; ``hard`` has 8-frame clips). Measured with
-#: ``train_small_model(difficulty=...)`` (one thread, ~1-1.5 CPU minutes each), test clip
-#: accuracy: easy 0.95, medium 0.44, hard 0.19 (chance 0.20).
-DIFFICULTIES = {
-    "easy": SyntheticDifficulty(),
-    "medium": SyntheticDifficulty(
-        speed=(0.015, 0.03),
-        noise_std=0.08,
-        num_distractors=(3, 4),
-        amplitude=(0.08, 0.16),
-        pulse=(0.2, 0.4),
-        frequency=(0.04, 0.12),
-        distractor_motion=(0.02, 0.06),
-        distractor_pulse=(0.0, 0.1),
-        background_contrast=0.25,
-    ),
-    "hard": SyntheticDifficulty(
-        clip_len=8,
-        speed=(0.008, 0.02),
-        noise_std=0.15,
-        num_distractors=(4, 6),
-        amplitude=(0.05, 0.12),
-        pulse=(0.12, 0.3),
-        frequency=(0.03, 0.12),
-        distractor_motion=(0.04, 0.10),
-        distractor_pulse=(0.0, 0.2),
-        background_contrast=0.35,
-    ),
-}
-
-
-def _resolve_difficulty(difficulty, overrides) -> SyntheticDifficulty:
-    if isinstance(difficulty, str):
-        if difficulty not in DIFFICULTIES:
-            raise ValueError(
-                f"difficulty: expected one of {sorted(DIFFICULTIES)} or a SyntheticDifficulty, "
-                f"got {difficulty!r}"
-            )
-        base = DIFFICULTIES[difficulty]
-    elif isinstance(difficulty, SyntheticDifficulty):
-        base = difficulty
-    else:
-        raise TypeError(
-            f"difficulty: expected a str or SyntheticDifficulty, got {type(difficulty).__name__}"
-        )
-    names = {f.name for f in fields(SyntheticDifficulty)}
-    unknown = set(overrides) - names
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s) {sorted(unknown)}; knobs are {sorted(names)}")
-    cfg = replace(base, **overrides)
-    if not isinstance(cfg.clip_len, int) or cfg.clip_len < 1:
-        raise ValueError(f"clip_len: expected a positive int, got {cfg.clip_len!r}")
-    if cfg.noise_std < 0:
-        raise ValueError(f"noise_std: expected >= 0, got {cfg.noise_std}")
-    for name in ("speed", "num_distractors", "amplitude", "pulse", "frequency", "distractor_motion",
-                 "distractor_pulse", "radius"):
-        lo, hi = getattr(cfg, name)
-        if lo > hi or lo < 0:
-            raise ValueError(f"{name}: expected 0 <= low <= high, got {(lo, hi)}")
-    if cfg.radius[0] <= 0:
-        raise ValueError(f"radius: expected a positive range, got {cfg.radius}")
-    return cfg
 
 
 class SyntheticActions(Dataset):
@@ -288,7 +189,11 @@ class SyntheticActions(Dataset):
 
     @staticmethod
     def to_rgb(clip: torch.Tensor) -> torch.Tensor:
-        """Undo the normalization: ``(..., 3, T, H, W)`` clip -> RGB in ``[0, 1]`` (clamped)."""
+        """Undo the normalization: ``(..., 3, T, H, W)`` clip -> RGB in ``[0, 1]`` (clamped).
+
+        Shape:
+            ``(3, T, H, W)`` normalized -> ``(T, H, W, 3)`` uint8
+        """
         return (clip * STD + MEAN).clamp(0.0, 1.0)
 
     # -- generation ------------------------------------------------------------------------
@@ -411,7 +316,7 @@ class SyntheticActions(Dataset):
             frames += alpha[k][None] * (obj - frames)
         if cfg.noise_std > 0:
             frames += np.float32(cfg.noise_std) * rng.standard_normal(frames.shape, dtype=np.float32)
-        return frames.astype(np.float32), _mask_boxes(rho[0] <= 1.0)
+        return frames.astype(np.float32), mask_to_boxes(torch.from_numpy(rho[0] <= 1.0)).numpy().astype(np.float32)
 
 
 def _upsample_grid(grid: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -428,16 +333,3 @@ def _upsample_grid(grid: np.ndarray, h: int, w: int) -> np.ndarray:
         return m
     wy, wx = weights(h, grid.shape[1]), weights(w, grid.shape[2])
     return np.einsum("hi,cij,wj->chw", wy, grid, wx).astype(np.float32)
-
-
-def _mask_boxes(mask: np.ndarray) -> np.ndarray:
-    """Pixel-edge boxes ``(T, 4)`` of a boolean ``(T, H, W)`` mask; NaN rows where it is empty."""
-    cols, rows = mask.any(1), mask.any(2)  # (T, W), (T, H)
-    w, h = cols.shape[1], rows.shape[1]
-    x1 = cols.argmax(1)
-    x2 = w - cols[:, ::-1].argmax(1)
-    y1 = rows.argmax(1)
-    y2 = h - rows[:, ::-1].argmax(1)
-    out = np.stack([x1, y1, x2, y2], 1).astype(np.float32)
-    out[~cols.any(1)] = np.nan
-    return out

@@ -15,6 +15,8 @@ Two annotation files are read:
 
 Frames are read from a frame folder ``root/<class>/<video>/00001.jpg`` (``rgb-images``) or the
 raw ``root/<class>/<video>.avi`` / ``root/<video>.avi`` through PyAV.
+
+Does not live here: the clip dataset machinery it shares with JHMDB (:mod:`.act_detector`).
 """
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union

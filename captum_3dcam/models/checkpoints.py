@@ -12,6 +12,9 @@ Two formats are read here, neither by executing code:
 
 :func:`load_state_dict_exact` checks every key and shape against the model BEFORE copying
 anything, so a bad checkpoint leaves the model untouched (never half-loaded).
+
+Does not live here: the networks (:mod:`.i3d`, :mod:`.resnext`) and training checkpoints of our own
+(:mod:`captum_3dcam.training`).
 """
 import importlib
 import importlib.util

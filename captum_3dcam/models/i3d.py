@@ -17,6 +17,9 @@ Shape:
     For ``(N, 3, 64, 224, 224)``: ``Conv3d_1a_7x7 (N, 64, 32, 112, 112)``,
     ``Conv3d_2c_3x3 (N, 192, 32, 56, 56)``, ``Mixed_3c (N, 480, 32, 28, 28)``,
     ``Mixed_4f (N, 832, 16, 14, 14)``, ``Mixed_5c (N, 1024, 8, 7, 7)``.
+
+Does not live here: reading DeepMind's checkpoint safely (:mod:`.checkpoints`) and preprocessing
+(:func:`captum_3dcam.preprocess.preprocess_i3d`).
 """
 import math
 from collections import OrderedDict
@@ -303,6 +306,9 @@ def i3d_kinetics400(checkpoint: Optional[Union[str, Path]] = None) -> InceptionI
         >>> model = i3d_kinetics400()
         >>> probs = model(clip).softmax(-1)                         # clip (1, 3, 64, 224, 224)
         >>> model.labels[int(probs.argmax())]
+
+    Shape:
+        input ``(N, 3, T, 224, 224)`` in ``[-1, 1]``, ``T >= 9`` -> logits ``(N, 400)``
     """
     path = Path(checkpoint) if checkpoint is not None else find_i3d_checkpoint()
     if not path.is_file():

@@ -16,10 +16,15 @@ torchvision ``s3d``          the Inception blocks ``features.5, .6, .8-.12, .14,
 ===========================  ===================================================================
 
 torchvision is never imported here: its models are recognised by class name.
+
+Does not live here: the models known by name (:mod:`.registry`) and the attribution presets
+(``captum_3dcam.presets``).
 """
 from typing import List, Sequence
 
 from torch import nn
+
+from .._utils import resolve_layers
 
 __all__ = ["default_layer_names", "default_layers", "get_layers"]
 
@@ -63,11 +68,7 @@ def get_layers(model: nn.Module, names: Sequence[str]) -> List[nn.Module]:
     Raises:
         ValueError: a name that is not a submodule (all unknown names listed).
     """
-    modules = dict(model.named_modules())
-    unknown = [n for n in names if n not in modules or n == ""]
-    if unknown:
-        raise ValueError(f"names: {type(model).__name__} has no submodules {unknown}")
-    return [modules[n] for n in names]
+    return resolve_layers(model, list(names), "names")[1]
 
 
 def default_layers(model: nn.Module) -> List[nn.Module]:

@@ -8,6 +8,8 @@ Shape:
     With the defaults and a ``(N, 3, 16, 64, 64)`` input, the blocks give
     ``conv1: (N, 16, 16, 32, 32)``, ``conv2: (N, 32, 8, 16, 16)``, ``conv3: (N, 64, 4, 8, 8)``,
     ``conv4: (N, 128, 4, 8, 8)``.
+
+Does not live here: how it is trained and cached (:mod:`.small_recipe`).
 """
 from typing import Sequence
 

@@ -1,0 +1,75 @@
+"""What every ``captum-3dcam`` command shares: argument types, the common options, error lines.
+
+Lives here: :func:`add_command` (a subcommand with ``--no-progress``, ``--debug`` and optionally
+``--device``), the argument types :func:`positive_int`, :func:`fraction`, :func:`device`, and
+:func:`run_command` (a user's mistake becomes one line on stderr and exit status 2). Does not
+live here: any command (one module each in :mod:`captum_3dcam.cli`) or library logic.
+"""
+import argparse
+import os
+import pickle
+import sys
+
+from ..errors import Captum3DCamError
+
+__all__ = ["add_command", "positive_int", "fraction", "device", "run_command", "USER_ERRORS"]
+
+#: Exceptions printed as one line (exit status 2) unless ``--debug``.
+USER_ERRORS = (Captum3DCamError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
+               ValueError, ImportError, pickle.UnpicklingError)
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An ``argparse`` type: a number in ``[0, 1]``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def device(text: str) -> str:
+    """An ``argparse`` type: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+
+
+def add_command(subparsers, name: str, *, help: str, description: str, with_device: bool = True):
+    """A subcommand parser with the options every command has; returns it for the command's own."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars or messages")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    if with_device:
+        parser.add_argument("--device", type=device, default="auto",
+                            help="auto (CUDA when available, the default), cpu, cuda or cuda:N")
+    return parser
+
+
+def run_command(command: str, run, args) -> int:
+    """``run(args)``; a user's mistake prints ``captum-3dcam COMMAND: error: ...`` and returns 2."""
+    debug = getattr(args, "debug", False) or os.environ.get("CAPTUM_3DCAM_DEBUG") == "1"
+    try:
+        return int(run(args) or 0)
+    except KeyboardInterrupt:
+        print("captum-3dcam: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        if debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"captum-3dcam {command}: error: {message}", file=sys.stderr)
+        return 2

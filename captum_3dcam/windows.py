@@ -1,0 +1,117 @@
+"""Long videos through a clip model: sliding windows and stitching per-frame results back.
+
+Lives here: :func:`sliding_windows` (the ``[start, stop)`` windows), :func:`stitch_windows`
+(per-window results averaged onto the video's frames) and :func:`apply_sliding_windows` (both
+around any per-window function). Does not live here: decoding (:mod:`captum_3dcam.video`) and
+preprocessing (:mod:`captum_3dcam.preprocess`).
+"""
+from typing import Callable, List, Sequence, Tuple
+
+import torch
+
+from ._utils import progress_bar
+
+__all__ = ["sliding_windows", "stitch_windows", "apply_sliding_windows"]
+
+
+def sliding_windows(num_frames: int, clip_len: int, stride: int) -> List[Tuple[int, int]]:
+    """Windows ``[start, stop)`` of ``clip_len`` frames every ``stride`` frames, covering every frame.
+
+    Starts are ``0, stride, 2 * stride, ...``; when they do not reach the end, one last window is
+    aligned to the end (``[num_frames - clip_len, num_frames)``).
+
+    Example:
+        >>> sliding_windows(10, 4, 4)
+        [(0, 4), (4, 8), (6, 10)]
+
+    Shape:
+        ``num_frames`` -> ``W`` pairs ``(start, stop)``, ``stop - start = clip_len``
+    """
+    for name, value in (("num_frames", num_frames), ("clip_len", clip_len), ("stride", stride)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    if num_frames < clip_len:
+        raise ValueError(f"num_frames: the video has {num_frames} frames, fewer than clip_len={clip_len}")
+    windows = [(s, s + clip_len) for s in range(0, num_frames - clip_len + 1, stride)]
+    if windows[-1][1] < num_frames:
+        windows.append((num_frames - clip_len, num_frames))
+    return windows
+
+
+def stitch_windows(
+    per_window: torch.Tensor, windows: Sequence[Tuple[int, int]], num_frames: int, *, time_dim: int = -3
+) -> torch.Tensor:
+    """Average per-window results back onto the whole video's frames.
+
+    Frame ``f``'s value is the mean over the windows that contain it (NaN entries ignored; NaN
+    where every window gives NaN, e.g. boxes with no detection).
+
+    Args:
+        per_window: ``(W, ..., clip_len, ...)``, one result per window; ``time_dim`` indexes the
+            clip's frames (default ``-3``: maps ``(W, 1, clip_len, H, W)``; use ``1`` for
+            boxes ``(W, clip_len, 4)``).
+        windows: the ``W`` ``(start, stop)`` pairs from :func:`sliding_windows`.
+        num_frames: the video's length.
+
+    Shape:
+        ``(W, ..., clip_len, ...) -> (..., num_frames, ...)`` (the window dimension removed).
+    """
+    if not isinstance(per_window, torch.Tensor):
+        raise TypeError(f"per_window: expected a torch.Tensor, got {type(per_window).__name__}")
+    if per_window.shape[0] != len(windows):
+        raise ValueError(f"per_window: expected {len(windows)} windows (dim 0), got {per_window.shape[0]}")
+    dim = time_dim % per_window.dim()
+    if dim == 0:
+        raise ValueError("time_dim: must not be the window dimension 0")
+    clip_len = per_window.shape[dim]
+    for start, stop in windows:
+        if stop - start != clip_len or start < 0 or stop > num_frames:
+            raise ValueError(f"windows: ({start}, {stop}) does not fit clip_len={clip_len} in {num_frames} frames")
+    values = per_window if per_window.is_floating_point() else per_window.float()
+    out_shape = list(values.shape[1:])
+    out_shape[dim - 1] = num_frames
+    total = values.new_zeros(out_shape)
+    count = values.new_zeros(out_shape)
+    for i, (start, stop) in enumerate(windows):
+        v = values[i]
+        valid = ~torch.isnan(v)
+        total.narrow(dim - 1, start, clip_len).add_(torch.where(valid, v, torch.zeros_like(v)))
+        count.narrow(dim - 1, start, clip_len).add_(valid.to(values.dtype))
+    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
+
+
+def apply_sliding_windows(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    clip: torch.Tensor,
+    clip_len: int,
+    stride: int,
+    *,
+    time_dim: int = -3,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Run ``fn`` on every window of a long clip and stitch the per-frame results.
+
+    Args:
+        fn: maps a window ``(1, C, clip_len, h, w)`` to a per-frame result with the window's frames
+            on ``time_dim`` and a leading batch dimension of 1, e.g.
+            ``lambda x: cam.attribute(x)`` -> ``(1, 1, clip_len, h, w)``.
+        clip: the whole video ``(1, C, T, h, w)`` (e.g. from :func:`preprocess_i3d`).
+        clip_len, stride: see :func:`sliding_windows`.
+        time_dim: where ``fn``'s output holds time (default ``-3``).
+        progress: show a progress bar (see :func:`captum_3dcam._utils.progress_bar`).
+
+    Returns:
+        ``fn``'s output stitched to ``T`` frames, e.g. ``(1, 1, T, h, w)``.
+
+    Shape:
+        ``clip`` ``(1, C, T, h, w)`` -> ``fn``'s output with ``T`` frames, e.g. ``(1, 1, T, h, w)``
+    """
+    if not isinstance(clip, torch.Tensor) or clip.dim() != 5 or clip.shape[0] != 1:
+        got = tuple(clip.shape) if isinstance(clip, torch.Tensor) else type(clip).__name__
+        raise ValueError(f"clip: expected a tensor (1, C, T, h, w), got {got}")
+    num_frames = clip.shape[2]
+    windows = sliding_windows(num_frames, clip_len, stride)
+    results = [fn(clip[:, :, start:stop]) for start, stop in progress_bar(windows, "windows", unit="clip",
+                                                                           enabled=progress)]
+    stacked = torch.cat(results, dim=0)
+    return stitch_windows(stacked, windows, num_frames, time_dim=time_dim).unsqueeze(0)
