@@ -22,7 +22,7 @@ LONG_DATA = {"captum_3dcam.models.kinetics400_labels"}
 #: ``"models.*"`` covers a subpackage. A new module gets a row here (the test says so).
 LAYERS = [
     ("base", ["errors", "_utils"]),
-    ("core", ["upsample", "layer_rules", "_capture", "_validation", "attribution", "presets"]),
+    ("core", ["upsample", "layer_rules", "_hooks", "_validation", "attribution", "presets"]),
     ("localization and metrics", ["localization", "tubes", "metrics", "sanity", "faithfulness"]),
     ("models, video, datasets", ["models", "models.*", "video", "preprocess", "windows", "datasets",
                                  "datasets.*", "gates", "gating", "training"]),
