@@ -14,11 +14,15 @@ from .gating import LayerwiseGatedClassifier
 from .localization import attribution_to_boxes
 from .metrics import box_iou, iou_accuracy, pointing_game
 from .models import Small3DCNN, default_layers, i3d_kinetics400, resnext3d
+from .presets import LOCALIZE, PAPER, get_preset
 from .upsample import normalize_max, upsample_to
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "PAPER",
+    "LOCALIZE",
+    "get_preset",
     "GlobalLocal3DCam",
     "LayerwiseGlobalLocal3DCam",
     "Counterfactual3DCam",

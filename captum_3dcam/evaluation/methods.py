@@ -173,13 +173,10 @@ _PEER_PIP = {_PGC: "grad-cam", _TORCHCAM: "torchcam"}
 
 
 def _presets() -> Dict[str, Mapping[str, Any]]:
-    """``{name: preset}`` of :mod:`captum_3dcam.presets` (empty where this version has none)."""
-    try:
-        presets = importlib.import_module("captum_3dcam.presets")
-    except ImportError:
-        return {}
-    return {k.lower(): v for k, v in vars(presets).items()
-            if k.isupper() and isinstance(v, Mapping) and "attribute" in v}
+    """``{name: preset}`` of :mod:`captum_3dcam.presets`."""
+    from ..presets import PRESETS
+
+    return dict(PRESETS)
 
 
 def get_method(name: Union[str, Method], layer_names: Sequence[str] = ()) -> Method:

@@ -1,0 +1,48 @@
+"""Named configurations of the attribution and of its boxes: ``PAPER`` and ``LOCALIZE``.
+
+Each preset is a plain dict with three keys::
+
+    {"attribute": {...keyword arguments of GlobalLocal3DCam.attribute...},
+     "boxes":     {...keyword arguments of localization.attribution_to_boxes...},
+     "layers":    "all"}        # or a list of layer names, or a description
+
+used as ``cam.attribute(x, **LOCALIZE["attribute"])`` and
+``attribution_to_boxes(maps, **LOCALIZE["boxes"])``. ``"all"`` means the model's preset layers
+(:func:`captum_3dcam.models.default_layers`).
+
+- ``PAPER``: the paper's protocol exactly (eq. 1-3, per-layer max normalization, sum over the
+  layers; boxes from the largest region above half of each frame's maximum).
+- ``LOCALIZE``: the configuration that localized best on validation data, chosen by the written
+  procedure of ``benchmarks/select_preset.py`` (SyntheticActions validation split only, never a
+  test split or the real clips); its results are in ``benchmarks/RESULTS.md``.
+
+:class:`~captum_3dcam.GlobalLocal3DCam`'s own defaults stay the paper's. Does not live here:
+anything that computes (this module holds data only).
+"""
+import copy
+from typing import Any, Dict
+
+__all__ = ["PAPER", "LOCALIZE", "PRESETS", "get_preset"]
+
+PAPER: Dict[str, Any] = {
+    "attribute": {"layer_rule": "3dcam", "aggregation": "sum", "normalize_layers": True},
+    "boxes": {"threshold": 0.5, "region": "largest"},
+    "layers": "all",
+}
+
+LOCALIZE: Dict[str, Any] = {
+    "attribute": {"layer_rule": "gradcam++", "aggregation": "sum", "normalize_layers": False},
+    "boxes": {"threshold": 0.6, "region": "union"},
+    "layers": "all",
+}
+
+#: The presets by the names the command line uses (``--preset localize|paper``).
+PRESETS: Dict[str, Dict[str, Any]] = {"paper": PAPER, "localize": LOCALIZE}
+
+
+def get_preset(name: str) -> Dict[str, Any]:
+    """A deep copy of the preset called ``name`` (``"localize"`` or ``"paper"``, any case)."""
+    key = str(name).lower() if isinstance(name, str) else name
+    if key not in PRESETS:
+        raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {name!r}")
+    return copy.deepcopy(PRESETS[key])
