@@ -1,10 +1,11 @@
 """Attention-gating benchmark: the paper's Tables 6-7 question on SyntheticActions, paired seeds.
 
-    python benchmarks/gating.py                        # 5 paired seeds, ~15-25 min on 1 core
-    python benchmarks/gating.py --jobs 2               # two seeds at a time (a quiet 2-core box)
-    python benchmarks/gating.py --quick                # smoke run (~1 min), prints only
-    python benchmarks/gating.py --diagnose --seeds 0 1 2   # why the old recipe swung (block gating-recipe)
-    python benchmarks/gating.py --json runs/gating.json --no-write
+    python benchmarks/gating.py                    # 5 paired seeds, ~20-30 min on 1 busy core
+    python benchmarks/gating.py --jobs 2           # two seeds at a time (a quiet 2-core box)
+    python benchmarks/gating.py --quick            # smoke run (~20 s), prints only
+    python benchmarks/gating.py --diagnose --seeds 0 1 2     # the recipe sweep (gating-recipe)
+    python benchmarks/gating.py --seeds 5 6 7 8 9 --json b.json --no-write   # more seeds, then
+    python benchmarks/gating.py --from-json a.json b.json    # one table from both runs
 
 Does a layer-wise gated classifier (:class:`captum_3dcam.gating.LayerwiseGatedClassifier`) beat
 its baseline? For every seed, on the same rendered clips, with the same initial backbone weights
@@ -130,8 +131,8 @@ def num_params(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 def mlp_hidden(extra: int, features: int, num_classes: int) -> int:
-    """Hidden width ``h`` of ``Linear(features, h), ReLU, Linear(h, C)`` replacing ``Linear(features,
-    C)`` that adds ``extra`` parameters (rounded): ``h (features + 1 + C) + C - (features C + C)``."""
+    """Hidden width ``h`` of an MLP head ``Linear(F, h), ReLU, Linear(h, C)`` that has ``extra``
+    more parameters than ``Linear(F, C)`` (rounded): ``h (F + 1 + C) + C - (F C + C) = extra``."""
     return max(1, round((extra + features * num_classes) / (features + 1 + num_classes)))
 
 
@@ -362,13 +363,20 @@ def render_table(results: Dict[str, List[Dict]], summary: Dict[str, Dict], seeds
 
 def render(results, summary, r, seeds, seconds, command, eval_split, render_s) -> str:
     seed_list = ", ".join(str(s) for s in seeds)
+    if isinstance(command, str):
+        how = (f"Command: `{command}` — wall time {seconds / 60:.1f} min (rendering "
+               f"{render_s:.0f} s)")
+    else:  # merged runs: [(command, seconds), ...], then the merge command
+        runs, merge = command
+        how = ("Commands: " + ", ".join(f"`{c}` (wall time {t / 60:.1f} min)" for c, t in runs)
+               + f", merged by `{merge}`")
     lines = [
         "## Attention gating (paper Tables 6-7) on SyntheticActions",
         "",
-        f"Command: `{command}` — wall time {seconds / 60:.1f} min (rendering {render_s:.0f} s) on "
-        f"{platform.machine()} CPU, {r['jobs']} process(es) x {r['threads']} thread(s), torch "
-        f"{torch.__version__}; load average at the end {os.getloadavg()[0]:.1f} (the 2 cores are "
-        "shared: compare times within a row, as ratios).",
+        f"{how} — on {platform.machine()} CPU, {r['jobs']} process(es) x {r['threads']} "
+        f"thread(s), torch {torch.__version__}; load average at the end "
+        f"{os.getloadavg()[0]:.1f} (the 2 cores are shared: compare times within a row, as "
+        "ratios).",
         "",
         f"Recipe (chosen on the validation split, block `gating-recipe`): SyntheticActions "
         f"`{r['difficulty']}`, {r['size']}x{r['size']} frames x 16, {r['train_videos']} training "
@@ -417,6 +425,39 @@ def render_diagnosis(rows, r, command, seconds) -> str:
     return "\n".join(lines)
 
 
+def _write_json(path, data) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=1, default=list))
+
+
+def merge_runs(args, command: str, write: bool) -> int:
+    """``--from-json``: one table from the seeds of several ``--json`` runs of the same recipe."""
+    runs = [json.loads(Path(f).read_text()) for f in args.from_json]
+    same = lambda run: ({k: v for k, v in run["recipe"].items() if k not in ("jobs", "threads")},
+                        run["split"])  # noqa: E731
+    if any(same(run) != same(runs[0]) for run in runs):
+        raise SystemExit("--from-json: the runs used different recipes or splits")
+    seeds = [s for run in runs for s in run["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--from-json: a seed appears twice ({seeds})")
+    variants = [v for v in VARIANTS if all(v in run["results"] for run in runs)]
+    results = {v: [row for run in runs for row in run["results"][v]] for v in variants}
+    summary = summarize(results)
+    r = dict(runs[0]["recipe"])
+    body = render(results, summary, r, seeds, sum(run["seconds"] for run in runs),
+                  ([(run["command"], run["seconds"]) for run in runs], command),
+                  runs[0]["split"], None)
+    print(body)
+    if args.json:
+        _write_json(args.json, {"recipe": r, "command": command, "merged": args.from_json,
+                                "seeds": seeds, "split": runs[0]["split"], "results": results,
+                                "summary": summary})
+    if write:
+        write_results_block(Path(args.results), body, RESULTS_BLOCK)
+        print(f"wrote block '{RESULTS_BLOCK}' of {args.results}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
@@ -435,6 +476,9 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel (processes)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--json", default=None, help="also write every number to this JSON file")
+    p.add_argument("--from-json", nargs="+", default=None, metavar="JSON",
+                   help="train nothing: merge the seeds of runs written with --json (same "
+                        "recipe) into one table")
     p.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"))
     p.add_argument("--no-write", action="store_true", help="print only")
     args = p.parse_args(argv)
@@ -465,15 +509,16 @@ def main(argv=None) -> int:
         body = render_diagnosis(rows, r, command, time.perf_counter() - start)
         print(body)
         if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(
-                {"recipe": r, "command": command, "rows": [
-                    {"train_videos": k[0], "epochs": k[1], "lr_drop": k[2], "seeds": v}
-                    for k, v in rows.items()]}, indent=1, default=list))
+            _write_json(args.json, {"recipe": r, "command": command, "rows": [
+                {"train_videos": k[0], "epochs": k[1], "lr_drop": k[2], "seeds": v}
+                for k, v in rows.items()]})
         if write:
             write_results_block(Path(args.results), body, RECIPE_BLOCK)
             print(f"wrote block '{RECIPE_BLOCK}' of {args.results}")
         return 0
+
+    if args.from_json:
+        return merge_runs(args, command, write)
 
     render_s = render_data(r, splits=("train", args.split))
     print(f"rendered {len(_DATA['train'])} training and {len(_DATA[args.split])} {args.split} "
@@ -494,11 +539,9 @@ def main(argv=None) -> int:
     body = render(results, summary, r, args.seeds, seconds, command, args.split, render_s)
     print(body)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(
-            {"recipe": r, "command": command, "seconds": seconds, "seeds": args.seeds,
-             "split": args.split, "results": results, "summary": summary}, indent=1,
-            default=list))
+        _write_json(args.json, {"recipe": r, "command": command, "seconds": seconds,
+                                "render_s": render_s, "seeds": args.seeds, "split": args.split,
+                                "results": results, "summary": summary})
     if write:
         write_results_block(Path(args.results), body, RESULTS_BLOCK)
         print(f"wrote block '{RESULTS_BLOCK}' of {args.results}")
