@@ -17,10 +17,14 @@ The procedure:
    candidate below is computed from those same tensors, so all candidates see identical inputs.
 3. Candidates: ``layer_rule`` x ``normalize_layers`` x ``aggregation`` x layer subset (all layers,
    the deeper half, the last) x box threshold x box region.
-4. Score of a candidate: ``(IoU>=0.5 accuracy + pointing game) / 2``, averaged over seeds, then
+4. Sanity (Adebayo et al. 2018): for every map configuration, the Spearman rank correlation
+   between its maps of the trained model and of the same model with every layer re-initialized
+   (:func:`captum_3dcam.sanity.cascading_randomization`, last step), on 8 validation clips.
+5. Score of a candidate: ``(IoU>=0.5 accuracy + pointing game) / 2``, averaged over seeds, then
    over the variants (a threshold that only fits one object size loses). The best score wins;
    among candidates within 0.005 of it, the one closest to the paper's configuration (fewest
-   settings changed) is kept. The paper's configuration is reported beside it.
+   settings changed) is kept: that is ``LOCALIZE``. ``STRICT`` is chosen the same way among the
+   candidates whose sanity correlation is below 0.3. The paper's configuration is reported beside.
 """
 import argparse
 import itertools
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 import torch
+from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -43,7 +48,7 @@ from captum_3dcam.layer_rules import aggregate, layer_map  # noqa: E402
 from captum_3dcam.localization import attribution_to_boxes  # noqa: E402
 from captum_3dcam.metrics import LocalizationMeter, box_iou, pointing_game  # noqa: E402
 
-RULES = ("3dcam", "gradcam", "gradcam++", "layercam")
+RULES = ("3dcam", "gradcam", "gradcam++", "xgradcam", "layercam")
 NORMS = ("max", "minmax", False)
 AGGREGATIONS = ("sum",)  # "mean" boxes and points exactly as "sum"; "max" lost everywhere in a first run
 SUBSETS = ("all", "deep")  # "last" lost everywhere in a first run
@@ -57,6 +62,86 @@ VARIANTS = {
 }
 REGIONS = ("largest", "peak", "union")
 PAPER = ("3dcam", "max", "sum", "all", 0.5, "largest")
+
+
+class _Block(nn.Module):
+    """A 3D ResNet basic block: conv-BN-ReLU-conv-BN plus the (projected) input, ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv3d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm3d(c_out), nn.ReLU(inplace=True),
+            nn.Conv3d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm3d(c_out))
+        self.skip = (nn.Identity() if stride == 1 and c_in == c_out else
+                     nn.Sequential(nn.Conv3d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm3d(c_out)))
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.skip(x))
+
+
+class SmallResNet3D(nn.Module):
+    """A second validation architecture: residual, like r3d_18 / ResNeXt (stem, layer1..layer4)."""
+
+    def __init__(self, num_classes: int = 5, widths=(16, 16, 32, 64, 128)) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv3d(3, widths[0], (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False),
+                                  nn.BatchNorm3d(widths[0]), nn.ReLU(inplace=True))
+        self.layer1 = _Block(widths[0], widths[1], 1)
+        self.layer2 = _Block(widths[1], widths[2], 2)
+        self.layer3 = _Block(widths[2], widths[3], 2)
+        self.layer4 = _Block(widths[3], widths[4], 2)
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(widths[4], num_classes)
+
+    def forward(self, x):
+        x = self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def load_model(arch: str, seed: int, checkpoint_dir: Path):
+    """``(model, layers)`` of a validation architecture, trained once per seed and cached."""
+    from captum_3dcam.models import default_layers
+    from captum_3dcam.models.small_recipe import load_or_train_small_model
+
+    if arch == "small":
+        model = load_or_train_small_model(checkpoint_dir / f"small3dcnn_seed{seed}.pt", seed=seed, progress=False)
+        return model.eval(), default_layers(model)
+    from captum_3dcam.datasets import SyntheticActions
+    from captum_3dcam.training import TrainConfig, load_checkpoint, train
+
+    path = checkpoint_dir / f"smallresnet3d_seed{seed}.pt"
+    torch.manual_seed(seed)
+    model = SmallResNet3D()
+    epochs = 6
+    if path.is_file() and load_checkpoint(path)["epoch"] >= epochs:
+        model.load_state_dict(load_checkpoint(path)["model"])
+    else:
+        train_set = SyntheticActions(1000, "train", seed=seed, cache=True)
+        cfg = TrainConfig(epochs=epochs, batch_size=16, optimizer="adam", lr=0.003, step_size=5, gamma=0.1,
+                          seed=seed, progress=False)
+        train(model, train_set, SyntheticActions(100, "test", seed=seed), cfg, checkpoint=path, resume=True)
+    model.eval()
+    return model, [model.stem, model.layer1, model.layer2, model.layer3, model.layer4]
+
+
+def sanity_of(model, layers, clips, rules, norms, aggs, subsets) -> Dict[tuple, float]:
+    """Spearman correlation, trained vs fully re-initialized model, per map configuration."""
+    from captum_3dcam.sanity import cascading_randomization
+
+    names = {id(m): n for n, m in model.named_modules()}
+    layer_names = [names[id(m)] for m in layers]
+    out = {}
+    for rule, norm, agg, sub in itertools.product(rules, norms, aggs, subsets):
+        chosen = [layer_names[i] for i in subset(layer_names, sub)]
+
+        def explain(m, x, t, chosen=chosen, rule=rule, norm=norm, agg=agg):
+            mods = dict(m.named_modules())
+            return GlobalLocal3DCam(m, [mods[n] for n in chosen]).attribute(
+                x, target=t, layer_rule=rule, normalize_layers=norm, aggregation=agg)
+
+        steps = cascading_randomization(model, explain, clips)
+        out[(rule, norm, agg, sub)] = float(steps[-1].spearman.mean())
+    return out
 
 
 def subset(names: Sequence[str], which: str) -> List[int]:
@@ -119,7 +204,8 @@ def label(key) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--archs", nargs="+", default=["small", "resnet"], choices=["small", "resnet"])
     p.add_argument("--num-videos", type=int, default=60)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--checkpoint-dir", default=str(REPO / "runs"))
@@ -130,20 +216,21 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from captum_3dcam.models import default_layers
-    from captum_3dcam.training import load_or_train_small_model
-
     t0 = time.time()
     per_variant: Dict[str, List[Dict]] = {v: [] for v in args.variants}
-    for seed in args.seeds:
-        model = load_or_train_small_model(Path(args.checkpoint_dir) / f"small3dcnn_seed{seed}.pt", seed=seed,
-                                          progress=False).eval()
+    sanity: List[Dict[tuple, float]] = []
+    for arch, seed in itertools.product(args.archs, args.seeds):
+        model, layers = load_model(arch, seed, Path(args.checkpoint_dir))
         for variant in args.variants:
             batches = synthetic_batches(model, seed, args.num_videos, "val", **VARIANTS[variant])
-            res = run_grid(model, default_layers(model), batches, rules=RULES, norms=NORMS, aggs=AGGREGATIONS,
+            res = run_grid(model, layers, batches, rules=RULES, norms=NORMS, aggs=AGGREGATIONS,
                            subsets=SUBSETS, thresholds=THRESHOLDS, regions=REGIONS)
             per_variant[variant].append(res)
-            print(f"[seed {seed}, {variant}] {len(res)} candidates, {time.time() - t0:.0f} s", flush=True)
+            print(f"[{arch} seed {seed}, {variant}] {len(res)} candidates, {time.time() - t0:.0f} s", flush=True)
+        clips, _ = next(synthetic_batches(model, seed, 8, "val", batch_size=8))
+        sanity.append(sanity_of(model, layers, clips, RULES, NORMS, AGGREGATIONS, SUBSETS))
+        print(f"[{arch} seed {seed}] sanity, {time.time() - t0:.0f} s", flush=True)
+    spearman = {k: sum(s[k] for s in sanity) / len(sanity) for k in sanity[0]}
     keys = list(per_variant[args.variants[0]][0])
     metrics = ("pointing", "iou@0.5", "mean_iou")
     by_variant = {v: {k: {m: sum(r[k][m] for r in runs) / len(runs) for m in metrics} for k in keys}
@@ -152,7 +239,13 @@ def main(argv=None) -> int:
     ranked = sorted(keys, key=lambda k: -score(mean[k]))
     best = score(mean[ranked[0]])
     near = [k for k in ranked if score(mean[k]) >= best - 0.005]
-    chosen = min(near, key=lambda k: (sum(a != b for a, b in zip(k, PAPER)), ranked.index(k)))
+    closest = lambda k: (sum(a != b for a, b in zip(k, PAPER)), ranked.index(k))  # noqa: E731
+    chosen = min(near, key=closest)
+    passing = [k for k in ranked if spearman[k[:4]] < 0.3]
+    strict = None
+    if passing:
+        strict_best = score(mean[passing[0]])
+        strict = min([k for k in passing if score(mean[k]) >= strict_best - 0.005], key=closest)
     lines = [
         "## Choosing the LOCALIZE preset (validation data only)",
         "",
@@ -164,26 +257,34 @@ def main(argv=None) -> int:
         "(IoU>=0.5 + pointing) / 2, mean over seeds, then over variants (per-variant scores in the last columns). "
         f"Candidates: {len(keys)} (rule / normalize_layers / aggregation / layers / threshold / region).",
         "",
-        "| rank | candidate | score | pointing | IoU>=0.5 | mean IoU | " + " | ".join(args.variants) + " |",
-        "|---|---|---|---|---|---|" + "---|" * len(args.variants),
+        "| rank | candidate | score | pointing | IoU>=0.5 | mean IoU | sanity | " + " | ".join(args.variants) + " |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(args.variants),
     ]
     shown = ranked[: args.top]
-    for extra in (chosen, PAPER):
-        if extra not in shown and extra in mean:
+    for extra in (chosen, strict, PAPER):
+        if extra is not None and extra not in shown and extra in mean:
             shown.append(extra)
     for k in shown:
-        tag = " **(chosen)**" if k == chosen else (" (paper)" if k == PAPER else "")
+        tag = {chosen: " **(LOCALIZE)**", strict: " **(STRICT)**", PAPER: " (PAPER)"}.get(k, "")
         m = mean[k]
         per = " | ".join(f"{score(by_variant[v][k]):.3f}" for v in args.variants)
         lines.append(f"| {ranked.index(k) + 1} | {label(k)}{tag} | {score(m):.3f} | {m['pointing']:.3f} | "
-                     f"{m['iou@0.5']:.3f} | {m['mean_iou']:.3f} | {per} |")
-    lines += ["", f"Chosen: `{label(chosen)}` (of the candidates within 0.005 of the best score {best:.3f}, "
-              "the one with the fewest settings changed from the paper's)."]
+                     f"{m['iou@0.5']:.3f} | {m['mean_iou']:.3f} | {spearman[k[:4]]:.2f} | {per} |")
+    lines += ["", f"LOCALIZE: `{label(chosen)}` (of the candidates within 0.005 of the best score {best:.3f}, "
+              "the one with the fewest settings changed from the paper's).",
+              f"STRICT: `{label(strict) if strict else 'none passes'}` (the same rule among the candidates whose "
+              "maps decorrelate from the trained model's once every layer is re-initialized: sanity < 0.3).", "",
+              "Sanity per map configuration (Spearman, trained vs fully re-initialized, mean over models):", "",
+              "| rule / normalize / aggregation / layers | sanity | best score |", "|---|---|---|"]
+    for cfg in sorted(spearman, key=lambda c: spearman[c]):
+        best_of = max(score(mean[k]) for k in keys if k[:4] == cfg)
+        lines.append(f"| {' / '.join(str(v or 'none') for v in cfg)} | {spearman[cfg]:.2f} | {best_of:.3f} |")
     text = "\n".join(lines)
     print(text)
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "chosen": chosen, "mean": {label(k): v for k, v in mean.items()},
+            "chosen": chosen, "strict": strict, "sanity": {" / ".join(map(str, k)): v for k, v in spearman.items()},
+            "mean": {label(k): v for k, v in mean.items()},
             "by_variant": {v: {label(k): m for k, m in d.items()} for v, d in by_variant.items()}},
             indent=1, default=str))
     if not args.no_write:
