@@ -56,21 +56,29 @@ def gaussian_blur3d(clips: Tensor, sigma: Sequence[float] = (1.0, 5.0, 5.0), tru
     return out
 
 
-def _neighbour_sum(u: Tensor) -> Tensor:
-    """``sum_j w_j u_j`` over the 26 space-time neighbours, ``w`` = 4 (face), 2 (edge), 1 (corner).
+def _binomial_sum(u: Tensor, out: Tensor, scratch: Tensor) -> Tensor:
+    """``[1, 2, 1]^3`` (centre included) applied to ``u`` into ``out``, zero outside the clip.
 
-    The weights are the 3x3x3 binomial kernel ``[1, 2, 1]^3`` without its centre; outside the clip
-    counts as absent (zero). Three in-place 3-tap passes: about 2x faster than ``conv3d`` on a CPU.
+    Three 3-tap passes (W, H, T) in preallocated buffers: several times faster than ``conv3d`` on a CPU.
     """
-    total = u
-    for d in (2, 3, 4):
-        n = total.shape[d]
-        nxt = total * 2
+    for d, src, dst in ((4, u, out), (3, out, scratch), (2, scratch, out)):
+        n = src.shape[d]
+        torch.mul(src, 2, out=dst)
         if n > 1:
-            nxt.narrow(d, 1, n - 1).add_(total.narrow(d, 0, n - 1))
-            nxt.narrow(d, 0, n - 1).add_(total.narrow(d, 1, n - 1))
-        total = nxt
-    return total - _CENTRE * u
+            dst.narrow(d, 1, n - 1).add_(src.narrow(d, 0, n - 1))
+            dst.narrow(d, 0, n - 1).add_(src.narrow(d, 1, n - 1))
+    return out
+
+
+def _neighbour_sum(u: Tensor) -> Tensor:
+    """``sum_j w_j u_j`` over the 26 space-time neighbours, ``w`` = 4 (face), 2 (edge), 1 (corner)."""
+    return _binomial_sum(u, torch.empty_like(u), torch.empty_like(u)).sub_(u, alpha=_CENTRE)
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """Per (sample, channel) dot product over (T, H, W), without a temporary: ``(N, C, 1, 1, 1)``."""
+    n = a.shape[0] * a.shape[1]
+    return torch.bmm(a.reshape(n, 1, -1), b.reshape(n, -1, 1)).view(a.shape[0], a.shape[1], 1, 1, 1)
 
 
 def _conjugate_gradient(u: Tensor, known: Tensor, tol: Tensor, max_iter: int) -> Tensor:
@@ -80,27 +88,32 @@ def _conjugate_gradient(u: Tensor, known: Tensor, tol: Tensor, max_iter: int) ->
     ``u_i = sum_j w_j u_j / sum_j w_j``. Stops a system when no voxel's Jacobi update
     ``|r_i| / sum_j w_j`` exceeds ``tol`` (per sample), or after ``max_iter`` iterations.
     """
+    u = u.clone()
     unknown = (~known).to(u.dtype)
     degree = _neighbour_sum(torch.ones_like(u[:1, :1]))
-    dims = (2, 3, 4)
-    r = unknown * (_neighbour_sum(u) - degree * u)
-    z = r / degree
-    p = z
-    rz = (r * z).sum(dim=dims, keepdim=True)
-    active = (z.abs().amax(dim=dims, keepdim=True) > tol.view(-1, 1, 1, 1, 1)).to(u.dtype)
+    inv_degree = 1.0 / degree
+    out, scratch = torch.empty_like(u), torch.empty_like(u)
+    tol = tol.view(-1, 1, 1, 1, 1)
+    r = _binomial_sum(u, out, scratch).clone()  # residual: sum_j w_j u_j - degree * u_i on the unknowns
+    r.sub_(u, alpha=_CENTRE).addcmul_(degree, u, value=-1).mul_(unknown)
+    z = r * inv_degree
+    p = z.clone()
+    rz = _dot(r, z)
+    active = (z.abs().amax(dim=(2, 3, 4), keepdim=True) > tol).to(u.dtype)
     for _ in range(max_iter):
         if not bool(active.any()):
             break
-        ap = unknown * (degree * p - _neighbour_sum(p))
-        pap = (p * ap).sum(dim=dims, keepdim=True)
+        ap = _binomial_sum(p, out, scratch)  # A p = degree * p - sum_j w_j p_j on the unknowns
+        ap.sub_(p, alpha=_CENTRE).mul_(-1).addcmul_(degree, p).mul_(unknown)
+        pap = _dot(p, ap)
         alpha = active * rz / torch.where(pap > 0, pap, torch.ones_like(pap))
-        u = u + alpha * p
-        r = r - alpha * ap
-        z = r / degree
-        rz_new = (r * z).sum(dim=dims, keepdim=True)
-        p = z + (rz_new / torch.where(rz > 0, rz, torch.ones_like(rz))) * p
+        u.addcmul_(p, alpha)
+        r.addcmul_(ap, alpha, value=-1)
+        torch.mul(r, inv_degree, out=z)
+        rz_new = _dot(r, z)
+        p.mul_(rz_new / torch.where(rz > 0, rz, torch.ones_like(rz))).add_(z)
         rz = rz_new
-        active = active * (z.abs().amax(dim=dims, keepdim=True) > tol.view(-1, 1, 1, 1, 1)).to(u.dtype)
+        active = active * (z.abs().amax(dim=(2, 3, 4), keepdim=True) > tol).to(u.dtype)
     return u
 
 
