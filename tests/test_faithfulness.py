@@ -118,6 +118,16 @@ def test_low_resolution_maps_are_upsampled(weighted):
     assert_close(deletion_curve(model, x, small[:, 0], 0, **kw)[1], deletion_curve(model, x, small, 0, **kw)[1])
 
 
+def test_default_cubes_are_a_4x7x7_grid():
+    cubes = torch.randperm(196, generator=torch.Generator().manual_seed(0)).float().view(1, 1, 4, 7, 7)
+    w = cubes.repeat_interleave(2, 2).repeat_interleave(2, 3).repeat_interleave(2, 4)  # (1, 1, 8, 14, 14)
+    model = WeightedSum(w).eval()
+    fr, s = deletion_curve(model, torch.ones_like(w), w, 0, baseline="zero", steps=196, score="logit", **QUIET)
+    assert_close(fr, torch.arange(197.0) / 196)
+    # one 2x2x2 cube per step, largest first: each drop is 8 voxels x that cube's weight
+    assert_close(s[0, :-1] - s[0, 1:], 8 * torch.arange(195.0, -1, -1))
+
+
 def test_partial_cubes_at_the_edges():
     model = WeightedSum(torch.ones(1, 1, 3, 5, 5)).eval()
     fr, s = deletion_curve(model, torch.ones(1, 1, 3, 5, 5), torch.rand(1, 1, 3, 5, 5), 0, baseline="zero",
