@@ -91,7 +91,8 @@ def _prepare_target(target, n: int, device) -> Optional[Tensor]:
 
 def _check_common(forward_func, inputs, score: str, batch_size) -> None:
     if not callable(forward_func):
-        raise TypeError(f"forward_func: expected a callable (N, C, T, H, W) -> (N, classes), got {type(forward_func).__name__}")
+        raise TypeError("forward_func: expected a callable (N, C, T, H, W) -> (N, classes), "
+                        f"got {type(forward_func).__name__}")
     _check_clips(inputs, "inputs")
     if score not in ("probability", "logit"):
         raise ValueError(f"score: expected 'probability' or 'logit', got {score!r}")
@@ -325,7 +326,9 @@ def insertion_curve(forward_func, inputs, attributions, target=None, **kwargs) -
     return deletion_insertion_curves(forward_func, inputs, attributions, target, modes=("insertion",), **kwargs)
 
 
-def curve_auc(fractions: Tensor, scores: Tensor, *, relative: bool = False, reference: Optional[Tensor] = None) -> Tensor:
+def curve_auc(
+    fractions: Tensor, scores: Tensor, *, relative: bool = False, reference: Optional[Tensor] = None
+) -> Tensor:
     r"""Area under a curve by the trapezoid rule over the fraction axis.
 
     .. math::
@@ -354,7 +357,8 @@ def curve_auc(fractions: Tensor, scores: Tensor, *, relative: bool = False, refe
         return area
     ref = scores[:, 0] if reference is None else reference.to(scores)
     if ref.shape != area.shape or not bool((ref > 0).all()):
-        raise ValueError(f"reference: relative AUC needs a positive score of the unperturbed clip per sample, got {ref.tolist()}")
+        raise ValueError("reference: relative AUC needs a positive score of the unperturbed clip per sample, "
+                         f"got {ref.tolist()}")
     return area / ref
 
 
@@ -440,7 +444,9 @@ def average_drop(forward_func, inputs, attributions, target=None, *, reduction: 
     return drop.mean() if reduction == "mean" else drop
 
 
-def increase_in_confidence(forward_func, inputs, attributions, target=None, *, reduction: str = "mean", **kwargs) -> Tensor:
+def increase_in_confidence(
+    forward_func, inputs, attributions, target=None, *, reduction: str = "mean", **kwargs
+) -> Tensor:
     r"""Increase in confidence in % (Chattopadhay et al. 2018), higher is better.
 
     .. math::

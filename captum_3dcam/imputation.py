@@ -165,17 +165,17 @@ def noisy_linear_imputation(
     The equations form a sparse linear system (a discrete Laplace equation with the kept voxels as
     boundary). ROAD solves it exactly with ``scipy.sparse.linalg.spsolve``, per image, on the CPU;
     a 32x224x224 clip has up to 1.6 M unknowns per channel, too many for a direct 3-D solve at
-    every step of a curve (spsolve needed 10 s for 100 k unknowns here). This solves it on the
-    input's device by cascadic multigrid: known values are averaged 2x2x2 level by level down to
-    at most 8 voxels per axis, solved there, and each level's solution, trilinearly upsampled,
-    starts Jacobi-preconditioned conjugate gradients on the next finer level (at most
-    ``max_iter`` iterations per level, stopping when no voxel's Jacobi update exceeds ``tol``
-    times the channel's standard deviation). Measured against ``spsolve`` on real-clip content
-    with random cubes removed (8x64x64 with 2x8x8 cubes, 10/50/90% removed; 16x112x112 with 4x8x8
-    cubes, 10/50% removed), the defaults' largest error was 0.048 channel standard deviations (at
-    90%) and the mean error at most 0.005, half of ROAD's noise; ``tests/test_faithfulness.py``
-    checks these bounds against ``spsolve``, and that a tight ``tol`` reaches the exact solution.
-    A 32x224x224 RGB clip takes about 1.5 s on one CPU thread.
+    every step of a curve (here spsolve took 10 s for 100 k unknowns and did not finish in 20 min
+    for 180 k). This solves it on the input's device by cascadic multigrid: known values are
+    averaged 2x2x2 level by level down to at most 8 voxels per axis, solved there, and each
+    level's solution, trilinearly upsampled, starts Jacobi-preconditioned conjugate gradients on
+    the next finer level (at most ``max_iter`` iterations per level, stopping when no voxel's
+    Jacobi update exceeds ``tol`` times the clip's largest channel standard deviation). Measured
+    against ``spsolve`` on real-clip content with random cubes removed (8x64x64 with 2x8x8 cubes,
+    10/50/90% removed; 16x112x112 with 4x8x8 cubes, 10/50% removed), the defaults' largest error
+    was 0.048 channel standard deviations (at 90%) and the mean error at most 0.005, half of
+    ROAD's noise; ``tests/test_faithfulness.py`` checks these bounds against ``spsolve``, and that
+    a tight ``tol`` reaches the exact solution.
 
     Args:
         clips: the clips.
@@ -191,9 +191,11 @@ def noisy_linear_imputation(
     if not isinstance(keep, Tensor) or keep.dtype != torch.bool or keep.dim() != 5 or keep.shape[1] != 1 \
             or keep.shape[0] != clips.shape[0] or keep.shape[2:] != clips.shape[2:]:
         got = tuple(keep.shape) if isinstance(keep, Tensor) else type(keep).__name__
-        raise ValueError(f"keep: expected a bool tensor (N, 1, T, H, W) = {(clips.shape[0], 1, *clips.shape[2:])}, got {got}")
-    if noise < 0 or tol <= 0 or max_iter < 1:
-        raise ValueError(f"noise >= 0, tol > 0, max_iter >= 1 expected, got {noise}, {tol}, {max_iter}")
+        want = (clips.shape[0], 1, *clips.shape[2:])
+        raise ValueError(f"keep: expected a bool tensor (N, 1, T, H, W) = {want}, got {got}")
+    for name, value, ok in (("noise", noise, noise >= 0), ("tol", tol, tol > 0), ("max_iter", max_iter, max_iter >= 1)):
+        if not ok:
+            raise ValueError(f"{name}: expected {'>= 0' if name == 'noise' else '> 0'}, got {value!r}")
     x = clips.float()
     std = x.std(dim=(2, 3, 4), keepdim=True)
     scale = std.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1, 1)

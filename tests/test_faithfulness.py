@@ -298,7 +298,7 @@ def test_training_mode_warns_and_stays():
 def test_runs_on_the_inputs_device(device):
     model = TwoBlock3D().eval().to(device)
     x = torch.randn(2, 3, 4, 8, 8, device=device)
-    fr, d, i = deletion_insertion_curves(model, x, random_attribution(x), steps=2, cube=(2, 4, 4), baseline="road", **QUIET)
+    fr, d, i = deletion_insertion_curves(model, x, random_attribution(x), steps=2, cube=(2, 4, 4), **QUIET)
     assert fr.device.type == d.device.type == i.device.type == device.type
 
 
@@ -377,6 +377,8 @@ def test_bad_input_of_the_helpers():
         gaussian_blur3d(x, (1.0, -1.0, 1.0))
     with pytest.raises(ValueError, match="keep: expected a bool tensor"):
         noisy_linear_imputation(x, torch.ones(1, 1, 2, 4, 4))
+    with pytest.raises(ValueError, match="tol: expected > 0, got 0"):
+        noisy_linear_imputation(x, torch.ones(1, 1, 2, 4, 4, dtype=torch.bool), tol=0)
     with pytest.raises(ValueError, match="baseline: expected 'zero'"):
         confidence_scores(WeightedSum(x).eval(), x, x, baseline="road")
     with pytest.raises(ValueError, match="reduction"):
