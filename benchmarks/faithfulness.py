@@ -1,10 +1,11 @@
 """Faithfulness benchmark: deletion / insertion AUC and average drop of video attributions with I3D.
 
     PYTHONPATH=. /work/venv-peers/bin/python benchmarks/faithfulness.py            # everything
-    python benchmarks/faithfulness.py --skip-protocol --protocol road:4x16x16 --methods random 3dcam
-    python benchmarks/faithfulness.py --skip-protocol --method 'localize={"layer_rule": "gradcam++"}' \\
-        --methods random localize --no-write                                        # a preset, by kwargs
-    python benchmarks/faithfulness.py --skip-protocol --preset LOCALIZE --methods random LOCALIZE
+    python benchmarks/faithfulness.py --skip-protocol --protocol road:8x32x32 --methods random 3dcam --no-write
+    python benchmarks/faithfulness.py --skip-protocol --protocol road:8x32x32 \\
+        --method 'localize={"layer_rule": "gradcam++", "normalize_layers": "minmax"}' \\
+        --methods random localize 3dcam pgc_gradcampp --block faithfulness-localize   # a preset, by kwargs
+    python benchmarks/faithfulness.py --skip-protocol --protocol road:8x32x32 --preset LOCALIZE --block faithfulness-localize
 
 Two questions, one table each (:mod:`captum_3dcam.faithfulness` does the measuring):
 
@@ -324,7 +325,7 @@ def _bold_best(values: Dict[str, Optional[float]], lower: bool, digits: int = 3)
 
 
 def label(method: str, seed: int) -> str:
-    return METHODS[method][0].format(seed=seed)
+    return METHODS[method][0].replace("{seed}", str(seed))
 
 
 def protocol_table(table, protocols, clips, methods, decision, confirm, seed) -> List[str]:
@@ -387,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--json", default=None, help="also write every number to this JSON file")
     p.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"))
+    p.add_argument("--block", default=RESULTS_BLOCK, help="the RESULTS.md block to replace (another name keeps the main one)")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument("--progress", action="store_true")
     return p
@@ -405,9 +407,13 @@ def _register_extra_methods(args) -> List[str]:
         METHODS[name] = (f"ours: `{name}` {json.dumps(kwargs)}", "ours", kwargs)
         added.append(name)
     for name in args.preset:
-        import captum_3dcam.presets as presets  # the lead's module; absent in older checkouts
-
-        preset = getattr(presets, name)
+        try:
+            import captum_3dcam.presets as presets  # absent in older checkouts
+        except ImportError as exc:
+            raise SystemExit(f"--preset {name}: captum_3dcam.presets is not importable here ({exc})")
+        preset = getattr(presets, name, None)
+        if not isinstance(preset, dict) or not isinstance(preset.get("attribute"), dict):
+            raise SystemExit(f"--preset {name}: expected a dict with an 'attribute' dict in captum_3dcam.presets")
         layers = preset.get("layers", "all")
         if layers != "all" and not isinstance(layers, str):
             raise SystemExit(f"--preset {name}: only layers='all' (the 9 Mixed layers) is supported here, got {layers!r}")
@@ -503,8 +509,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), **report}, indent=1, default=str))
     if not args.no_write:
-        write_results_block(Path(args.results), body, RESULTS_BLOCK)
-        print(f"wrote block '{RESULTS_BLOCK}' of {args.results}")
+        write_results_block(Path(args.results), body, args.block)
+        print(f"wrote block '{args.block}' of {args.results}")
     return 0
 
 
