@@ -8,6 +8,7 @@
 matplotlib, tqdm) are imported by the functions that use them.
 """
 from .attribution import Counterfactual3DCam, GlobalLocal3DCam, LayerwiseGlobalLocal3DCam
+from .faithfulness import average_drop, deletion_auc, deletion_insertion_curves, insertion_auc, random_attribution
 from .gating import LayerwiseGatedClassifier
 from .localization import attribution_to_boxes
 from .metrics import box_iou, iou_accuracy, pointing_game
