@@ -27,10 +27,12 @@ layers, so a new rule or preset needs no code: ``--method NAME=JSON`` or ``--pre
 accept are skipped with a note. Peers (pytorch-grad-cam, torch-cam) need torchvision: run the
 script with /work/venv-peers/bin/python (see benchmarks/README.md).
 
-Every (clip, protocol, method) result is cached in ``--cache`` (JSON, keyed by every setting), so
-an interrupted run resumes; the table says how many entries came from the cache.
+Every (clip, protocol, map) result is cached in ``--cache`` (JSON, keyed by content hashes of the
+clip and the map and by the protocol and steps), so an interrupted run resumes and a re-run only
+measures maps that changed; the table says how many entries came from the cache.
 """
 import argparse
+import hashlib
 import inspect
 import json
 import math
@@ -245,17 +247,25 @@ class Cache:
         return value
 
 
+def digest(t: Tensor) -> str:
+    """A short content hash of a tensor (cache keys follow the data, not the method's name or code version)."""
+    return hashlib.sha1(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
 class Runner:
-    """Maps once per (clip, method); curves once per (clip, protocol, method), through the cache."""
+    """Maps once per (clip, method); curves once per (clip, protocol, map), through the cache.
+
+    Cache keys hold content hashes of the clip and of the map, so a changed method (a new core, a
+    new peer version) is measured again, and two names for the same map share one measurement.
+    """
 
     def __init__(self, model, layers, clips: Dict[str, Tensor], targets: Dict[str, int], args, cache: Cache):
         self.model, self.layers, self.clips, self.targets, self.args, self.cache = model, layers, clips, targets, args, cache
         self.maps: Dict[Tuple[str, str], Tensor] = {}
+        self.clip_keys = {c: f"{c}:{digest(x)}:t{targets[c]}" for c, x in clips.items()}
 
-    def spec_key(self, method: str) -> str:
-        _, kind, spec = METHODS[method]
-        extra = f"seed{self.args.seed if spec is None else spec}" if kind == "random" else json.dumps(spec, sort_keys=True)
-        return f"{method}|{kind}|{extra}"
+    def key(self, clip: str, method: str) -> str:
+        return f"{self.clip_keys[clip]}|map:{digest(self.map(clip, method))}"
 
     def map(self, clip: str, method: str) -> Tensor:
         if (clip, method) not in self.maps:
@@ -264,13 +274,13 @@ class Runner:
         return self.maps[(clip, method)]
 
     def curves(self, clip: str, protocol: str, method: str) -> Dict:
-        key = f"curves|{clip}|T{self.args.frames}|{protocol}|S{self.args.steps}|{self.spec_key(method)}"
+        key = f"curves|{self.key(clip, method)}|{protocol}|S{self.args.steps}"
         print(f"  {clip} {protocol} {method}", flush=True)
         return self.cache.get(key, lambda: measure(self.model, self.clips[clip], self.map(clip, method),
                                                    self.targets[clip], protocol, self.args))
 
     def confidence(self, clip: str, method: str) -> Dict:
-        key = f"adic|{clip}|T{self.args.frames}|{self.spec_key(method)}"
+        key = f"adic|{self.key(clip, method)}"
 
         def compute():
             y, o = confidence_scores(self.model, self.clips[clip], self.map(clip, method), self.targets[clip])
