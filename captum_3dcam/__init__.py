@@ -10,6 +10,7 @@ module holds what, and which may import which) is ``docs/ARCHITECTURE.md``.
 """
 from .attribution import Counterfactual3DCam, GlobalLocal3DCam, LayerwiseGlobalLocal3DCam
 from .errors import Captum3DCamError
+from .faithfulness import average_drop, deletion_auc, deletion_insertion_curves, insertion_auc, random_attribution
 from .gating import LayerwiseGatedClassifier
 from .localization import attribution_to_boxes
 from .metrics import box_iou, iou_accuracy, pointing_game
@@ -20,6 +21,11 @@ from .upsample import normalize_max, upsample_to
 __version__ = "0.1.0"
 
 __all__ = [
+    "deletion_insertion_curves",
+    "deletion_auc",
+    "insertion_auc",
+    "average_drop",
+    "random_attribution",
     "PAPER",
     "LOCALIZE",
     "get_preset",
