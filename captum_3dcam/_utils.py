@@ -1,7 +1,7 @@
 """Private helpers shared by several modules: one copy of each.
 
-Lives here: normalizations that never divide by zero, mask -> box, the intersection and union of
-boxes, the computation dtype of half-precision input, layer-name resolution, path arguments checked
+Lives here: normalizations that never divide by zero, mask -> box, the box check, the intersection
+and union of boxes, the computation dtype of half-precision input, layer-name resolution, path arguments checked
 with messages that name them (:func:`as_path`, :func:`check_output_dir`), optional imports with a
 clear ``ImportError``, and the progress bar.
 Does not live here: anything with a public contract of its own (that goes in its concept's module:
@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from .errors import Captum3DCamError
 
 __all__ = [
-    "inverse_max", "normalize_max", "normalize_minmax", "mask_to_boxes", "inter_union", "compute_dtype",
+    "inverse_max", "normalize_max", "normalize_minmax", "mask_to_boxes", "inter_union", "checked_boxes", "compute_dtype",
     "as_path", "check_output_dir", "resolve_layers", "resolve_device", "optional_import", "progress_bar", "log",
 ]
 
@@ -95,6 +95,41 @@ def inter_union(a: Tensor, b: Tensor) -> Tuple[Tensor, Tensor]:
     inter = (rb - lt).clamp(min=0).prod(-1)
     union = (a[..., 2:] - a[..., :2]).prod(-1) + (b[..., 2:] - b[..., :2]).prod(-1) - inter
     return inter, union
+
+
+def checked_boxes(boxes: Tensor, name: str = "boxes") -> Tensor:
+    """Boxes ``(..., 4)`` checked (a tensor, real, rows all finite with ``x1 <= x2, y1 <= y2`` or
+    all NaN) and returned in float64, exact for every input dtype (int64 up to 2**53): the dtype
+    metrics compute in. Public as :func:`captum_3dcam.metrics.check_boxes`.
+
+    Raises:
+        TypeError: not a real tensor. ValueError: shape not ``(..., 4)``, inf, partly-NaN or reversed rows.
+
+    Shape:
+        ``(..., 4) -> (..., 4)`` float64
+    """
+    if not isinstance(boxes, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor of shape (..., 4), got {type(boxes).__name__}")
+    if boxes.dim() == 0 or boxes.shape[-1] != 4:
+        raise ValueError(f"{name}: expected shape (..., 4) as (x1, y1, x2, y2), got {tuple(boxes.shape)}")
+    if boxes.dtype == torch.bool or boxes.is_complex():
+        raise TypeError(f"{name}: expected a real-valued tensor, got dtype {boxes.dtype}")
+    boxes = boxes.detach().to(torch.float64)
+    nan = torch.isnan(boxes)
+    partial = nan.any(-1) & ~nan.all(-1)
+    if bool(partial.any()):
+        first = tuple(torch.nonzero(partial)[0].tolist())
+        raise ValueError(f"{name}: a row must be all finite or all NaN (no box); row {first} is partly NaN")
+    if bool(torch.isinf(boxes).any()):
+        raise ValueError(f"{name}: expected finite coordinates or NaN rows, got inf")
+    bad = (boxes[..., 2] < boxes[..., 0]) | (boxes[..., 3] < boxes[..., 1])
+    if bool(bad.any()):
+        first = tuple(torch.nonzero(bad)[0].tolist())
+        raise ValueError(
+            f"{name}: expected x1 <= x2 and y1 <= y2 in (x1, y1, x2, y2); {int(bad.sum())} rows "
+            f"break it, first at {first}: {boxes[first].tolist()}"
+        )
+    return boxes
 
 
 def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
