@@ -68,7 +68,8 @@ def _numpy_core(name: str):
 def _bytes_from_text(text, encoding="utf-8"):
     """The only use of ``_codecs.encode`` that a numpy pickle needs: ``str -> bytes``."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8"):
-        raise UnsafePickleError(f"_codecs.encode is allowed only as str -> bytes, got {type(text).__name__}, {encoding!r}")
+        raise UnsafePickleError(f"_codecs.encode is allowed only as str -> bytes, got {type(text).__name__}, "
+                                f"{encoding!r}")
     return text.encode(encoding)
 
 
@@ -109,7 +110,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             ) from None
 
     def persistent_load(self, pid):
-        raise UnsafePickleError(f"{self._source}: persistent ids are not allowed in a numpy pickle (nothing was executed)")
+        raise UnsafePickleError(f"{self._source}: persistent ids are not allowed in a numpy pickle "
+                                "(nothing was executed)")
 
 
 def _reject_object_arrays(tree, path: str, source: str) -> None:

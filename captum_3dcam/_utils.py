@@ -23,8 +23,9 @@ from torch import Tensor, nn
 from .errors import Captum3DCamError
 
 __all__ = [
-    "inverse_max", "normalize_max", "normalize_minmax", "mask_to_boxes", "inter_union", "checked_boxes", "compute_dtype",
-    "as_path", "check_output_dir", "resolve_layers", "resolve_device", "optional_import", "progress_bar", "log",
+    "inverse_max", "normalize_max", "normalize_minmax", "mask_to_boxes", "inter_union", "checked_boxes",
+    "compute_dtype", "as_path", "check_output_dir", "resolve_layers", "resolve_device", "optional_import",
+    "progress_bar", "log",
 ]
 
 

@@ -94,7 +94,8 @@ def run_demo(
     t_all = time.perf_counter()
     overrides = dict(QUICK_RECIPE) if quick else {}
     recipe = {**SMALL_MODEL_RECIPE, **overrides}
-    ckpt = as_path(checkpoint, "--checkpoint", kind="file") if checkpoint is not None else default_small_checkpoint(seed, **overrides)
+    ckpt = (as_path(checkpoint, "--checkpoint", kind="file") if checkpoint is not None
+            else default_small_checkpoint(seed, **overrides))
     if retrain and ckpt.is_file():
         ckpt.unlink()
 
