@@ -27,7 +27,6 @@ needs torchvision) is left out and the header says why.
 """
 import argparse
 import json
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -71,17 +70,12 @@ def load_gttubes(path, video: str, num_frames: int) -> torch.Tensor:
 
     Raises:
         FileNotFoundError, ValueError: a missing file, a malformed layout, or no such video.
+        captum_3dcam._safe_load.UnsafePickleError: a pickle that asks to import anything but
+            numpy arrays (nothing of it is executed).
     """
-    from captum_3dcam.datasets import tubes_to_boxes
+    from captum_3dcam.datasets import read_annotation_pickle, tubes_to_boxes
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"annotations: no file at {path}")
-    try:
-        with open(path, "rb") as f:
-            data = pickle.load(f, encoding="latin1")
-    except Exception as exc:  # noqa: BLE001
-        raise ValueError(f"annotations: {path} is not a readable pickle ({type(exc).__name__}: {exc})") from exc
+    data = read_annotation_pickle(path, "annotations")  # the restricted unpickler: no code from the file runs
     tubes = data.get("gttubes", data) if isinstance(data, dict) else None
     if not isinstance(tubes, dict):
         raise ValueError(f"annotations: {path}: expected a dict {{video: {{label: [tubes]}}}}")

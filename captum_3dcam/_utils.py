@@ -1,15 +1,20 @@
 """Private helpers shared by several modules: one copy of each.
 
-Lives here: normalizations that never divide by zero, mask -> box, the intersection and union of
-boxes, layer-name resolution, optional imports with a clear ``ImportError``, and the progress bar.
+Lives here: normalizations that never divide by zero, mask -> box, the box check, the intersection
+and union of boxes, the computation dtype of half-precision input, layer-name resolution, path arguments checked
+with messages that name them (:func:`as_path`, :func:`check_output_dir`), optional imports with a
+clear ``ImportError``, and the progress bar.
 Does not live here: anything with a public contract of its own (that goes in its concept's module:
 :func:`captum_3dcam.metrics.box_iou`, :func:`captum_3dcam.localization.attribution_to_boxes`).
 This module imports nothing from the package, so every layer may use it.
 """
 import importlib
 import os
+import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
 import torch
@@ -18,8 +23,9 @@ from torch import Tensor, nn
 from .errors import Captum3DCamError
 
 __all__ = [
-    "inverse_max", "normalize_max", "normalize_minmax", "mask_to_boxes", "inter_union",
-    "resolve_layers", "resolve_device", "optional_import", "progress_bar", "log",
+    "inverse_max", "normalize_max", "normalize_minmax", "mask_to_boxes", "inter_union", "checked_boxes",
+    "compute_dtype", "as_path", "check_output_dir", "resolve_layers", "resolve_device", "optional_import",
+    "progress_bar", "log",
 ]
 
 
@@ -90,6 +96,115 @@ def inter_union(a: Tensor, b: Tensor) -> Tuple[Tensor, Tensor]:
     inter = (rb - lt).clamp(min=0).prod(-1)
     union = (a[..., 2:] - a[..., :2]).prod(-1) + (b[..., 2:] - b[..., :2]).prod(-1) - inter
     return inter, union
+
+
+def checked_boxes(boxes: Tensor, name: str = "boxes") -> Tensor:
+    """Boxes ``(..., 4)`` checked (a tensor, real, rows all finite with ``x1 <= x2, y1 <= y2`` or
+    all NaN) and returned in float64, exact for every input dtype (int64 up to 2**53): the dtype
+    metrics compute in. Public as :func:`captum_3dcam.metrics.check_boxes`.
+
+    Raises:
+        TypeError: not a real tensor. ValueError: shape not ``(..., 4)``, inf, partly-NaN or reversed rows.
+
+    Shape:
+        ``(..., 4) -> (..., 4)`` float64
+    """
+    if not isinstance(boxes, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor of shape (..., 4), got {type(boxes).__name__}")
+    if boxes.dim() == 0 or boxes.shape[-1] != 4:
+        raise ValueError(f"{name}: expected shape (..., 4) as (x1, y1, x2, y2), got {tuple(boxes.shape)}")
+    if boxes.dtype == torch.bool or boxes.is_complex():
+        raise TypeError(f"{name}: expected a real-valued tensor, got dtype {boxes.dtype}")
+    boxes = boxes.detach().to(torch.float64)
+    nan = torch.isnan(boxes)
+    partial = nan.any(-1) & ~nan.all(-1)
+    if bool(partial.any()):
+        first = tuple(torch.nonzero(partial)[0].tolist())
+        raise ValueError(f"{name}: a row must be all finite or all NaN (no box); row {first} is partly NaN")
+    if bool(torch.isinf(boxes).any()):
+        raise ValueError(f"{name}: expected finite coordinates or NaN rows, got inf")
+    bad = (boxes[..., 2] < boxes[..., 0]) | (boxes[..., 3] < boxes[..., 1])
+    if bool(bad.any()):
+        first = tuple(torch.nonzero(bad)[0].tolist())
+        raise ValueError(
+            f"{name}: expected x1 <= x2 and y1 <= y2 in (x1, y1, x2, y2); {int(bad.sum())} rows "
+            f"break it, first at {first}: {boxes[first].tolist()}"
+        )
+    return boxes
+
+
+def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """The dtype to compute (and return) results of inputs of ``dtypes`` in: their promotion,
+    with half precision (float16, bfloat16) and integers raised to float32. float64 stays float64."""
+    out = dtypes[0]
+    for dtype in dtypes[1:]:
+        out = torch.promote_types(out, dtype)
+    return out if out in (torch.float32, torch.float64) else torch.float32
+
+
+def as_path(value: Any, name: str, *, kind: Optional[str] = None) -> Path:
+    """``value`` as a :class:`~pathlib.Path`, with messages that name the argument ``name``.
+
+    Args:
+        value: a ``str`` or ``os.PathLike`` (``bytes`` are refused: decode them with ``os.fsdecode``).
+        name: the argument, as the message should name it (``"path"``, ``"--checkpoint"``).
+        kind: ``"file"``: an existing folder raises ``IsADirectoryError``; ``"dir"``: an existing
+            file raises ``NotADirectoryError``. Whether the path exists is left to the caller.
+
+    Raises:
+        TypeError: ``None``, a number, ``bytes`` or anything else that is not a path.
+        ValueError: an empty string.
+    """
+    if isinstance(value, (bytes, bytearray)):
+        raise TypeError(f"{name}: expected a path as str or os.PathLike, got bytes {bytes(value)[:60]!r}; "
+                        "decode it first, e.g. os.fsdecode(path)")
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a path as str or os.PathLike, got {type(value).__name__} {value!r:.60}")
+    try:
+        text = os.fspath(value)
+    except TypeError as exc:
+        raise TypeError(f"{name}: expected a path as str or os.PathLike, got {type(value).__name__} ({exc})") from None
+    if not isinstance(text, str):
+        raise TypeError(f"{name}: expected a path as str or os.PathLike, got a {type(value).__name__} whose "
+                        f"__fspath__ returns {type(text).__name__}")
+    if text == "":
+        raise ValueError(f"{name}: expected a path, got an empty string")
+    path = Path(text)
+    if kind == "file" and path.is_dir():
+        raise IsADirectoryError(f"{name}: {path} is a folder, expected a file")
+    if kind == "dir" and path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{name}: {path} is a file, expected a folder")
+    return path
+
+
+def check_output_dir(value: Any, name: str = "out") -> Path:
+    """Make sure the output folder ``value`` can be created and written to, before any work is done.
+
+    Nothing is left behind: the probe folder made in ``value`` (or in its nearest existing
+    ancestor, when ``value`` does not exist yet) is removed at once; ``value`` itself is not created.
+    The probe writes for real, so read-only file systems and permissions are caught, as root too.
+
+    Raises:
+        NotADirectoryError: ``value`` (or a folder above it) is a file.
+        PermissionError: the folder cannot be written to.
+        TypeError, ValueError: see :func:`as_path`.
+    """
+    path = as_path(value, name, kind="dir")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise NotADirectoryError(f"{name}: {path} lies under {existing}, which is a file, not a folder")
+    try:
+        probe = tempfile.mkdtemp(prefix=".captum-3dcam-write-test-", dir=existing)
+    except OSError as exc:
+        raise PermissionError(f"{name}: cannot write to {existing}"
+                              + ("" if existing == path else f" (to create {path})")
+                              + f": {exc.strerror or exc}") from None
+    shutil.rmtree(probe, ignore_errors=True)
+    return path
 
 
 def resolve_layers(model: nn.Module, layers: Any, name: str = "layers") -> Tuple[List[str], List[nn.Module]]:

@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional, Union
 import torch
 
 from . import figures, overlays
-from ._utils import log, resolve_device
+from ._utils import as_path, check_output_dir, log, resolve_device
 from .attribution import Counterfactual3DCam, GlobalLocal3DCam
 from .datasets import SyntheticActions
 from .evaluation.tables import LOCALIZATION_COLUMNS, markdown_table
@@ -88,13 +88,14 @@ def run_demo(
     Returns:
         a dict with ``metrics`` (per method), ``files``, ``seconds`` (per step) and ``accuracy``.
     """
-    out = Path(out)
+    out = check_output_dir(out, "--out")  # before minutes of training, not after
     out.mkdir(parents=True, exist_ok=True)
     seconds: Dict[str, float] = {}
     t_all = time.perf_counter()
     overrides = dict(QUICK_RECIPE) if quick else {}
     recipe = {**SMALL_MODEL_RECIPE, **overrides}
-    ckpt = Path(checkpoint) if checkpoint is not None else default_small_checkpoint(seed, **overrides)
+    ckpt = (as_path(checkpoint, "--checkpoint", kind="file") if checkpoint is not None
+            else default_small_checkpoint(seed, **overrides))
     if retrain and ckpt.is_file():
         ckpt.unlink()
 

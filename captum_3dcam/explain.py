@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ._utils import log, progress_bar, resolve_device
+from ._utils import as_path, check_output_dir, log, progress_bar, resolve_device
 from .attribution import Counterfactual3DCam, GlobalLocal3DCam
 from .errors import Captum3DCamError
 from .figures import plot_overlay_rows, plot_temporal_curve, save_figure
@@ -43,7 +43,7 @@ PathLike = Union[str, os.PathLike]
 
 def _labels_for(model, num_classes: int, labels_file: Optional[PathLike]) -> List[str]:
     if labels_file is not None:
-        path = Path(labels_file)
+        path = as_path(labels_file, "--labels", kind="file")
         if not path.is_file():
             raise Captum3DCamError(f"--labels: no file at {path}")
         labels = [line.strip() for line in path.read_text().splitlines() if line.strip()]
@@ -193,11 +193,15 @@ def explain_video(
         - frames: :math:`(T, H, W, 3)`; maps: :math:`(1, 1, T, h, w)`; boxes: :math:`(T, 4)`
     """
     spec = get_model_spec(model)
-    video = Path(video)
+    video = as_path(video, "VIDEO", kind="file")
     if not video.is_file():
         raise Captum3DCamError(f"VIDEO: no file at {video}")
-    if checkpoint is not None and not Path(checkpoint).is_file():
+    if checkpoint is not None and not as_path(checkpoint, "--checkpoint", kind="file").is_file():
         raise Captum3DCamError(f"--checkpoint: no file at {checkpoint}")
+    if labels_file is not None:
+        as_path(labels_file, "--labels", kind="file")
+    if out is not None:
+        out = check_output_dir(out, "--out")  # before minutes of work, not after
     if rule not in LAYER_RULES:
         raise Captum3DCamError(f"--rule: expected one of {', '.join(LAYER_RULES)}, got {rule!r}")
     if not 0.0 <= float(threshold) <= 1.0:
@@ -252,7 +256,6 @@ def explain_video(
     if out is None:
         return result
 
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = result["files"]
     log(f"writing {out} ...", progress)

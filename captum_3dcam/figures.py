@@ -15,7 +15,7 @@ from typing import Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ._utils import optional_import
+from ._utils import as_path, optional_import
 from .overlays import GT_COLOR, PRED_COLOR, _as_maps, _resize_maps, draw_boxes, frame_indices, normalize_maps, overlay
 from .video import _as_tensor, _check_fps, to_frames
 
@@ -296,7 +296,7 @@ def plot_temporal_curve(
 
 def save_figure(fig, path: Union[str, Path], dpi: int = 100) -> Path:
     """Save a figure (PNG, PDF or SVG by the file name). Returns the path."""
-    path = Path(path)
+    path = as_path(path, "path", kind="file")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     return path

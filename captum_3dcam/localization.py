@@ -13,7 +13,9 @@ Per frame ``t`` of a map ``P_t`` (shape ``(H, W)``)::
 
 Boxes are ``(x1, y1, x2, y2)`` in pixel-edge coordinates of the frame: a box covering pixel
 columns ``i..j`` and rows ``k..l`` is ``(i, k, j + 1, l + 1)``. A frame whose map is all zero (or
-negative) has no box: its row is NaN.
+negative) has no box: its row is NaN. Boxes are always float32 (integer pixel edges are exact up to
+2**24; bfloat16 would round 257 to 256), whatever the maps' dtype; half-precision maps are
+thresholded in float32.
 
 Thresholding and box extents are vectorized in torch on the maps' device; the connected components
 are computed on the CPU by one ``scipy.ndimage.label`` call over all frames, with a structuring
@@ -28,7 +30,7 @@ from typing import List, NamedTuple, Union
 import torch
 from torch import Tensor
 
-from ._utils import mask_to_boxes, optional_import
+from ._utils import compute_dtype, mask_to_boxes, optional_import
 
 __all__ = [
     "Regions", "threshold_masks", "otsu_thresholds", "attribution_to_boxes", "attribution_to_regions",
@@ -118,12 +120,14 @@ def otsu_thresholds(maps: Tensor, bins: int = _OTSU_BINS) -> Tensor:
         bins: histogram bins.
 
     Returns:
-        ``(N, T)`` thresholds in ``(0, 1]``, to be used as ``threshold * max`` per frame.
+        ``(N, T)`` thresholds in ``(0, 1]``, to be used as ``threshold * max`` per frame; float32
+        for half-precision maps, else the maps' dtype.
 
     Shape:
         ``(N, [1,] T, H, W) -> (N, T)``
     """
     frames = _as_frames(maps)
+    frames = frames.to(compute_dtype(frames.dtype))  # float16 counts stop being exact at 2048 pixels
     n, t = frames.shape[:2]
     rel = _relative(frames).clamp(min=0).reshape(n * t, -1)
     idx = (rel * bins).long().clamp_(0, bins - 1)
@@ -147,6 +151,7 @@ def otsu_thresholds(maps: Tensor, bins: int = _OTSU_BINS) -> Tensor:
 
 def _masks(frames: Tensor, threshold: Threshold) -> Tensor:
     """Masks of already-validated frames ``(N, T, H, W)``; see :func:`threshold_masks`."""
+    frames = frames.to(compute_dtype(frames.dtype))
     if threshold == "otsu":
         rel_t = otsu_thresholds(frames)[..., None, None].to(frames.dtype)
     else:
@@ -215,9 +220,9 @@ def attribution_to_regions(
         connectivity: 8 (diagonal neighbours connect, like contours) or 4.
 
     Returns:
-        ``regions[n][t]``: a :class:`Regions` with ``boxes (R, 4)``, ``areas (R,)`` and
-        ``masses (R,)``, largest area first; ``R = 0`` for an empty frame. Tensors are on the
-        maps' device.
+        ``regions[n][t]``: a :class:`Regions` with ``boxes (R, 4)`` float32, ``areas (R,)`` and
+        ``masses (R,)`` (float32 for half-precision maps), largest area first; ``R = 0`` for an
+        empty frame. Tensors are on the maps' device.
 
     Shape:
         ``(N, [1,] T, H, W) -> N lists of T Regions``
@@ -238,9 +243,9 @@ def attribution_to_regions(
             order = np.argsort(-areas, kind="stable")
             row.append(
                 Regions(
-                    torch.as_tensor(boxes[order], dtype=frames.dtype, device=frames.device).reshape(-1, 4),
+                    torch.as_tensor(boxes[order], dtype=torch.float32, device=frames.device).reshape(-1, 4),
                     torch.as_tensor(areas[order], dtype=torch.long, device=frames.device),
-                    torch.as_tensor(masses[order], dtype=frames.dtype, device=frames.device),
+                    torch.as_tensor(masses[order], dtype=compute_dtype(frames.dtype), device=frames.device),
                 )
             )
         out.append(row)
@@ -270,9 +275,9 @@ def attribution_to_boxes(
         connectivity: 8 (diagonal neighbours connect, like contours) or 4.
 
     Returns:
-        ``(N, T, 4)`` boxes ``(x1, y1, x2, y2)`` in pixel-edge coordinates (``x1 <= x < x2`` for
-        the covered pixel columns), on the maps' device; NaN rows for frames with no positive
-        attention.
+        ``(N, T, 4)`` float32 boxes ``(x1, y1, x2, y2)`` in pixel-edge coordinates (``x1 <= x < x2``
+        for the covered pixel columns), on the maps' device, whatever the maps' dtype; NaN rows for
+        frames with no positive attention.
 
     Shape:
         ``(N, [1,] T, H, W) -> (N, T, 4)``
@@ -281,6 +286,8 @@ def attribution_to_boxes(
         >>> m = torch.zeros(1, 1, 1, 4, 6); m[..., 1:3, 2:5] = 1.0
         >>> attribution_to_boxes(m)
         tensor([[[2., 1., 5., 3.]]])
+        >>> attribution_to_boxes(m.double()).dtype
+        torch.float32
     """
     if not isinstance(region, str) or region not in _REGIONS:
         hint = " (for every region use attribution_to_regions)" if region == "all" else ""
@@ -295,7 +302,7 @@ def attribution_to_boxes(
     else:
         chosen = masks
     boxes = mask_to_boxes(chosen.cpu() if chosen.numel() else chosen)
-    return boxes.reshape(n, t, 4).to(device=frames.device, dtype=frames.dtype)
+    return boxes.reshape(n, t, 4).to(device=frames.device, dtype=torch.float32)
 
 
 def _chosen_region(masks: Tensor, flat_values: Tensor, region: str, structure) -> Tensor:

@@ -16,11 +16,13 @@ such frames are excluded from every denominator and are never hits (Quantus coun
 Lives here: the metrics and :class:`LocalizationMeter`. Does not live here: turning maps into boxes
 (:mod:`captum_3dcam.localization`) and running methods over datasets (:mod:`captum_3dcam.evaluation`).
 """
+import numbers
 from typing import Dict, Iterable, Optional, Sequence
 
 import torch
 from torch import Tensor
 
+from ._utils import checked_boxes, compute_dtype, inter_union
 from .localization import _as_frames
 from .tubes import mask_to_segments
 
@@ -43,7 +45,8 @@ DEFAULT_IOU_THRESHOLDS = (0.0, 0.5, 0.6)
 def check_boxes(boxes: Tensor, name: str = "boxes") -> Tensor:
     """Validate boxes ``(..., 4)``: rows all finite with ``x1 <= x2, y1 <= y2``, or all NaN.
 
-    Returns the boxes as a floating tensor (integers are converted to float32).
+    Returns the boxes as a floating tensor (integers are converted to float32; the checks
+    themselves are made in float64, so large integer coordinates are compared exactly).
 
     Raises:
         TypeError: not a tensor.
@@ -52,29 +55,8 @@ def check_boxes(boxes: Tensor, name: str = "boxes") -> Tensor:
     Shape:
         ``(..., 4) -> (..., 4)``
     """
-    if not isinstance(boxes, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of shape (..., 4), got {type(boxes).__name__}")
-    if boxes.dim() == 0 or boxes.shape[-1] != 4:
-        raise ValueError(f"{name}: expected shape (..., 4) as (x1, y1, x2, y2), got {tuple(boxes.shape)}")
-    if boxes.dtype == torch.bool or boxes.is_complex():
-        raise TypeError(f"{name}: expected a real-valued tensor, got dtype {boxes.dtype}")
-    if not boxes.is_floating_point():
-        boxes = boxes.float()
-    nan = torch.isnan(boxes)
-    partial = nan.any(-1) & ~nan.all(-1)
-    if bool(partial.any()):
-        first = tuple(torch.nonzero(partial)[0].tolist())
-        raise ValueError(f"{name}: a row must be all finite or all NaN (no box); row {first} is partly NaN")
-    if bool(torch.isinf(boxes).any()):
-        raise ValueError(f"{name}: expected finite coordinates or NaN rows, got inf")
-    bad = (boxes[..., 2] < boxes[..., 0]) | (boxes[..., 3] < boxes[..., 1])
-    if bool(bad.any()):
-        first = tuple(torch.nonzero(bad)[0].tolist())
-        raise ValueError(
-            f"{name}: expected x1 <= x2 and y1 <= y2 in (x1, y1, x2, y2); {int(bad.sum())} rows "
-            f"break it, first at {first}: {boxes[first].tolist()}"
-        )
-    return boxes
+    checked_boxes(boxes, name)
+    return boxes if boxes.is_floating_point() else boxes.float()
 
 
 def valid_frames(gt_boxes: Tensor) -> Tensor:
@@ -101,6 +83,9 @@ def box_iou(pred_boxes: Tensor, gt_boxes: Tensor) -> Tensor:
     metric); where only the prediction is NaN (no box) it is 0. Two zero-area boxes have IoU 1 when
     identical, else 0.
 
+    Computed in float64 (float16 areas overflow above 65504, float32 loses integers above 2**24);
+    returned in the inputs' promoted dtype, float32 for integer or half-precision boxes.
+
     Args:
         pred_boxes: ``(..., 4)`` predicted boxes, e.g. ``(N, T, 4)``.
         gt_boxes: ``(..., 4)`` ground truth of the same shape.
@@ -115,23 +100,20 @@ def box_iou(pred_boxes: Tensor, gt_boxes: Tensor) -> Tensor:
         >>> box_iou(torch.tensor([[0., 0., 2., 2.]]), torch.tensor([[1., 0., 3., 2.]]))
         tensor([0.3333])
     """
-    pred = check_boxes(pred_boxes, "pred_boxes")
-    gt = check_boxes(gt_boxes, "gt_boxes")
+    pred = checked_boxes(pred_boxes, "pred_boxes")
+    gt = checked_boxes(gt_boxes, "gt_boxes")
     _same_shape(pred, gt, "pred_boxes", "gt_boxes")
-    dtype = torch.promote_types(pred.dtype, gt.dtype)
-    pred, gt = pred.to(device=gt.device, dtype=dtype), gt.to(dtype)
+    out_dtype = compute_dtype(pred_boxes.dtype, gt_boxes.dtype)
+    pred, dtype = pred.to(gt.device), torch.float64
     has_gt = ~torch.isnan(gt).any(-1)
     has_pred = ~torch.isnan(pred).any(-1)
     p, g = torch.nan_to_num(pred), torch.nan_to_num(gt)
-    lt = torch.maximum(p[..., :2], g[..., :2])
-    rb = torch.minimum(p[..., 2:], g[..., 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    union = (p[..., 2:] - p[..., :2]).prod(-1) + (g[..., 2:] - g[..., :2]).prod(-1) - inter
+    inter, union = inter_union(p, g)
     identical = (p == g).all(-1)
     iou = torch.where(union > 0, inter / torch.where(union > 0, union, torch.ones_like(union)), identical.to(dtype))
     iou = iou.clamp(0, 1)
     iou = torch.where(has_pred, iou, torch.zeros_like(iou))
-    return torch.where(has_gt, iou, torch.full_like(iou, float("nan")))
+    return torch.where(has_gt, iou, torch.full_like(iou, float("nan"))).to(out_dtype)
 
 
 def pointing_game(maps: Tensor, gt_boxes: Tensor) -> Tensor:
@@ -153,7 +135,7 @@ def pointing_game(maps: Tensor, gt_boxes: Tensor) -> Tensor:
         ``(N, [1,] T, H, W), (N, T, 4) -> (N, T)``
     """
     frames = _as_frames(maps)
-    gt = check_boxes(gt_boxes, "gt_boxes")
+    gt = checked_boxes(gt_boxes, "gt_boxes")  # pixel indices compared exactly, also for float16 boxes
     if gt.dim() != 3 or gt.shape[:2] != frames.shape[:2]:
         raise ValueError(
             f"gt_boxes: expected shape (N, T, 4) = {tuple(frames.shape[:2]) + (4,)} to match maps "
@@ -199,6 +181,7 @@ def hit_rate(hits: Tensor, gt_boxes: Tensor, correct: Optional[Tensor] = None) -
     if not isinstance(hits, Tensor) or hits.shape != valid.shape:
         shape = tuple(hits.shape) if isinstance(hits, Tensor) else type(hits).__name__
         raise ValueError(f"hits: expected a bool tensor of shape {tuple(valid.shape)}, got {shape}")
+    _check_hits(hits)
     good = hits.bool().to(valid.device) & valid
     mask = _correct_mask(correct, valid.shape[0], valid.device)
     if mask is not None:
@@ -225,10 +208,9 @@ def iou_accuracy(
     Shape:
         ``ious`` ``(...)`` (NaN = no ground truth) -> ``{tau: float}``
     """
-    if not isinstance(ious, Tensor):
-        raise TypeError(f"ious: expected a torch.Tensor, got {type(ious).__name__}")
+    _check_ious(ious)
     for tau in thresholds:
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0.0 <= tau <= 1.0:
+        if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0.0 <= tau <= 1.0:
             raise ValueError(f"thresholds: expected numbers in [0, 1], got {tau!r}")
     valid = ~torch.isnan(ious)
     mask = _correct_mask(correct, ious.shape[0], ious.device) if ious.dim() else None
@@ -241,6 +223,20 @@ def iou_accuracy(
             ok = ok & mask.reshape(-1, *([1] * (ok.dim() - 1)))
         out[float(tau)] = float(ok.sum()) / total if total else float("nan")
     return out
+
+
+def _check_ious(ious) -> None:
+    if not isinstance(ious, Tensor) or ious.dtype == torch.bool or ious.is_complex():
+        raise TypeError(f"ious: expected a real torch.Tensor, got {getattr(ious, 'dtype', type(ious).__name__)}")
+    known = ious[~torch.isnan(ious)]
+    if known.numel() and not (bool((known >= 0).all()) and bool((known <= 1).all())):
+        raise ValueError(f"ious: expected IoUs in [0, 1] (NaN where there is no ground truth), got values from "
+                         f"{float(known.min())} to {float(known.max())}")
+
+
+def _check_hits(hits: Tensor) -> None:
+    if hits.dtype != torch.bool and not bool(((hits == 0) | (hits == 1)).all()):
+        raise ValueError(f"hits: expected a bool tensor (or 0/1), got dtype {hits.dtype} with other values")
 
 
 def _check_segments(seg: Tensor, name: str) -> Tensor:
@@ -363,6 +359,7 @@ class LocalizationMeter:
         """
         if not isinstance(hits, Tensor) or not isinstance(ious, Tensor) or hits.shape != ious.shape or hits.dim() != 2:
             raise ValueError("hits and ious: expected two (N, T) tensors of the same shape")
+        _check_ious(ious), _check_hits(hits)
         has = correct is not None
         if self._has_labels is not None and has != self._has_labels:
             raise ValueError("predicted/labels: give them for every batch or for none")

@@ -13,8 +13,13 @@ the original frame to ``u * resized_w / W``; cropping subtracts the crop's offse
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
+import math
+import numbers
+
 import torch
 import torch.nn.functional as F
+
+from ._utils import checked_boxes, compute_dtype
 
 __all__ = [
     "ClipGeometry", "centre_frame_indices", "preprocess_clip", "preprocess_i3d", "preprocess_resnext",
@@ -64,10 +69,10 @@ class ClipGeometry:
                 NaN rows (no box) stay NaN.
 
         Shape:
-            ``(..., 4) -> (..., 4)``, floating point.
+            ``(..., 4) -> (..., 4)``, float32 (float64 for float64 boxes; half precision would
+            round frame coordinates above 2048).
         """
-        _check_boxes(boxes)
-        boxes = boxes.float() if not boxes.is_floating_point() else boxes
+        boxes = _as_boxes(boxes)
         x1, y1, _, _ = self.crop_box
         offset = torch.tensor([x1, y1, x1, y1], device=boxes.device, dtype=boxes.dtype)
         return (boxes + offset) * self._scale(boxes.device, boxes.dtype)
@@ -78,10 +83,9 @@ class ClipGeometry:
         A box entirely outside the crop collapses to zero width or height. NaN rows stay NaN.
 
         Shape:
-            ``(..., 4) -> (..., 4)``, floating point.
+            ``(..., 4) -> (..., 4)``, float32 (float64 for float64 boxes).
         """
-        _check_boxes(boxes)
-        boxes = boxes.float() if not boxes.is_floating_point() else boxes
+        boxes = _as_boxes(boxes)
         x1, y1, _, _ = self.crop_box
         h, w = self.crop_size
         offset = torch.tensor([x1, y1, x1, y1], device=boxes.device, dtype=boxes.dtype)
@@ -98,7 +102,8 @@ class ClipGeometry:
         covering the crop exactly. Time is unchanged (see :attr:`frame_indices`).
 
         Args:
-            maps: ``(N, 1, T, h, w)`` or ``(N, T, h, w)``, on any device.
+            maps: ``(N, 1, T, h, w)`` or ``(N, T, h, w)``, on any device; sampled in float32 when
+                in half precision and returned in their own dtype (float32 for integer maps).
 
         Shape:
             ``(N, 1, T, h, w) -> (N, 1, T, H, W)``; ``(N, T, h, w) -> (N, T, H, W)``.
@@ -108,8 +113,9 @@ class ClipGeometry:
         if maps.dim() not in (4, 5) or (maps.dim() == 5 and maps.shape[1] != 1):
             raise ValueError(f"maps: expected (N, 1, T, h, w) or (N, T, h, w), got {tuple(maps.shape)}")
         lead = maps.shape[:-2]
+        out_dtype = maps.dtype if maps.is_floating_point() else torch.float32
         flat = maps.reshape(-1, 1, *maps.shape[-2:])
-        flat = flat if flat.is_floating_point() else flat.float()
+        flat = flat.to(compute_dtype(flat.dtype))  # half-precision pixel coordinates are off by 2 above 2048
         (h, w), (hr, wr) = self.frame_size, self.resized_size
         cx1, cy1, cx2, cy2 = self.crop_box
         dev, dt = flat.device, flat.dtype
@@ -120,23 +126,57 @@ class ClipGeometry:
         grid = grid.unsqueeze(0).expand(flat.shape[0], h, w, 2)
         sampled = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
         inside = ((xs.abs() <= 1)[None, :] & (ys.abs() <= 1)[:, None]).to(dt)
-        return (sampled * inside).reshape(*lead, h, w)
+        return (sampled * inside).reshape(*lead, h, w).to(out_dtype)
 
 
-def _check_boxes(boxes) -> None:
-    if not isinstance(boxes, torch.Tensor):
-        raise TypeError(f"boxes: expected a torch.Tensor (..., 4), got {type(boxes).__name__}")
-    if boxes.dim() == 0 or boxes.shape[-1] != 4:
-        raise ValueError(f"boxes: expected shape (..., 4) as (x1, y1, x2, y2), got {tuple(boxes.shape)}")
+def _as_boxes(boxes) -> torch.Tensor:
+    """Checked boxes in float32 (float64 stays float64): the frame's pixel coordinates."""
+    checked_boxes(boxes, "boxes")
+    return boxes.to(compute_dtype(boxes.dtype))
 
 
 def _check_frames(frames) -> None:
+    """RGB frames ``(T, H, W, 3)`` on the 0-255 scale: uint8, or integers / floats within ``[0, 255]``.
+
+    Float frames whose values all lie in ``[0, 1]`` (and are not all 0) are refused: they are on
+    the 0-1 scale, and reading them as 0-255 would give an almost black clip without a word.
+    """
     if not isinstance(frames, torch.Tensor):
         raise TypeError(f"frames: expected a torch.Tensor (T, H, W, 3), got {type(frames).__name__}")
     if frames.dim() != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames: expected shape (T, H, W, 3) RGB, got {tuple(frames.shape)}")
     if frames.shape[0] == 0:
         raise ValueError("frames: got zero frames")
+    if frames.dtype == torch.uint8:
+        return
+    if frames.dtype == torch.bool or frames.is_complex() or frames.device.type == "meta":
+        raise TypeError(f"frames: expected uint8 RGB 0-255, got dtype {frames.dtype} on {frames.device}")
+    low, high = (float(v) for v in torch.aminmax(frames.detach()))
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError("frames: expected finite values on the 0-255 scale, got NaN or inf")
+    if low < 0 or high > 255:
+        raise ValueError(f"frames: expected RGB on the 0-255 scale (uint8), got values from {low:g} to {high:g}")
+    if frames.is_floating_point() and 0 < high <= 1:
+        raise ValueError(f"frames: float values from {low:g} to {high:g} look like the 0-1 scale; expected uint8 "
+                         "RGB 0-255 (or floats on the 0-255 scale): pass (frames * 255).round().to(torch.uint8)")
+
+
+def _check_sizes(short_side, crop_size, scale, mean, std, min_frames) -> None:
+    for name, value in (("short_side", short_side), ("crop_size", crop_size), ("min_frames", min_frames)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    if crop_size > short_side:
+        raise ValueError(f"crop_size: must not exceed short_side ({short_side}), got {crop_size}")
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale: expected a finite number > 0, got {scale!r}")
+    for name, values, positive in (("mean", mean, False), ("std", std, True)):
+        try:
+            values = [float(v) for v in values]
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}: expected 3 numbers (R, G, B), got {values!r}") from None
+        if len(values) != 3 or not all(math.isfinite(v) for v in values) or (positive and min(values) <= 0):
+            what = "3 finite numbers > 0" if positive else "3 finite numbers"
+            raise ValueError(f"{name}: expected {what} (R, G, B), got {values}")
 
 
 def centre_frame_indices(total: int, num_frames: Optional[int]) -> range:
@@ -173,9 +213,10 @@ def preprocess_clip(
     processed 32 at a time, so a long video needs memory for the output clip only.
 
     Args:
-        frames: ``(T, H, W, 3)`` RGB, ``uint8`` (or float on the 0-255 scale).
-        short_side, crop_size: resize and crop sizes in pixels.
-        scale, mean, std: normalization.
+        frames: ``(T, H, W, 3)`` RGB, ``uint8`` (or float on the 0-255 scale; float frames in
+            ``[0, 1]`` are refused, see the rule in :func:`_check_frames`).
+        short_side, crop_size: resize and crop sizes in pixels (positive ints).
+        scale, mean, std: normalization: ``scale > 0``, three finite ``mean``, three ``std > 0``.
         num_frames: keep the centre ``num_frames`` (``None``: every frame).
         min_frames: the fewest frames the model accepts.
 
@@ -187,8 +228,7 @@ def preprocess_clip(
         ``(T, H, W, 3)`` -> ``(1, 3, T', crop_size, crop_size)``
     """
     _check_frames(frames)
-    if crop_size > short_side:
-        raise ValueError(f"crop_size: must not exceed short_side ({short_side}), got {crop_size}")
+    _check_sizes(short_side, crop_size, scale, mean, std, min_frames)
     total, h, w, _ = frames.shape
     indices = centre_frame_indices(total, num_frames)
     if len(indices) < min_frames:
@@ -221,7 +261,8 @@ def preprocess_i3d(frames: torch.Tensor, num_frames: Optional[int] = None) -> Tu
     """DeepMind I3D input: short side 256, centre crop 224, RGB in ``[-1, 1]`` (``x / 127.5 - 1``).
 
     Args:
-        frames: ``(T, H, W, 3)`` RGB ``uint8`` (see :func:`read_video`).
+        frames: ``(T, H, W, 3)`` RGB ``uint8`` (see :func:`read_video`); float frames must be on the
+            0-255 scale (frames in ``[0, 1]`` are refused, not silently darkened).
         num_frames: keep the centre ``num_frames`` (e.g. 64); ``None`` keeps all. I3D needs >= 9.
 
     Returns:
@@ -240,7 +281,7 @@ def preprocess_resnext(frames: torch.Tensor, num_frames: Optional[int] = 16) -> 
     """Hara et al.'s 3D ResNeXt input: short side 112, centre crop 112, 0-255 minus the ActivityNet mean.
 
     Args:
-        frames: ``(T, H, W, 3)`` RGB ``uint8``.
+        frames: ``(T, H, W, 3)`` RGB ``uint8`` (floats on the 0-255 scale; ``[0, 1]`` is refused).
         num_frames: keep the centre ``num_frames`` (16 as in training); ``None`` keeps all.
 
     Returns:
@@ -274,6 +315,8 @@ def frames_to_clip(
             f"frames: expected a (T, H, W, 3) tensor, got "
             f"{tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__}"
         )
+    _check_frames(frames)  # 0-255: frames already in [0, 1] would be divided by 255 twice
+    _check_sizes(1, 1, 1.0, mean, std, 1)
     x = frames.permute(3, 0, 1, 2).float() / 255.0  # (3, T, H, W)
     if size is not None:
         x = F.interpolate(

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ._utils import progress_bar
+from ._safe_load import CheckpointError, load_states, torch_load_weights_only
+from ._utils import as_path, progress_bar
 
 __all__ = [
     "TrainConfig",
@@ -225,7 +226,7 @@ def save_checkpoint(
     Contents: ``model`` (state dict), ``optimizer``, ``scheduler``, ``epoch`` (epochs done),
     ``config`` (dict), ``history`` (per-epoch metrics), ``rng_state`` and ``extra``.
     """
-    path = Path(path)
+    path = as_path(path, "path", kind="file")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "model": model.state_dict(),
@@ -251,29 +252,28 @@ def load_checkpoint(
     *,
     map_location: Union[str, torch.device] = "cpu",
 ) -> Dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`; load the states given.
+    """Read a checkpoint written by :func:`save_checkpoint`; load the states given, all or nothing.
 
-    Returns the checkpoint dict. Raises ``FileNotFoundError`` for a missing file and
-    ``ValueError`` for a file that is not such a checkpoint.
+    Read with ``torch.load(weights_only=True)`` (no code from the file runs); every state given is
+    checked before any is copied (:func:`captum_3dcam._safe_load.load_states`), so a mismatching
+    checkpoint leaves ``model``, ``optimizer`` and ``scheduler`` as they were. Returns the checkpoint dict.
+
+    Raises:
+        TypeError: ``path`` is not a ``str`` or ``os.PathLike``.
+        FileNotFoundError: no file at ``path``.
+        CheckpointError (a ``ValueError``): a file that is not such a checkpoint, or states that do
+            not match (named in the message); nothing was loaded.
     """
-    path = Path(path)
+    path = as_path(path, "checkpoint", kind="file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no file at {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupt, truncated or foreign file
-        raise ValueError(f"checkpoint: could not read {path} as a torch checkpoint: {exc}") from exc
+    state = torch_load_weights_only(path, map_location=map_location, what="checkpoint")
     if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint: {path} is not a captum_3dcam training checkpoint "
             "(expected a dict with 'model' and 'epoch')"
         )
-    if model is not None:
-        model.load_state_dict(state["model"])
-    if optimizer is not None and state.get("optimizer") is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state.get("scheduler") is not None:
-        scheduler.load_state_dict(state["scheduler"])
+    load_states(state, model=model, optimizer=optimizer, scheduler=scheduler, source=f"checkpoint {path}")
     return state
 
 
@@ -331,9 +331,9 @@ def train(
     if resume is True:
         if checkpoint is None:
             raise ValueError("resume=True needs checkpoint=<path>")
-        resume_path = Path(checkpoint) if Path(checkpoint).is_file() else None
+        resume_path = found if (found := as_path(checkpoint, "checkpoint")).is_file() else None
     elif resume:
-        resume_path = Path(resume)
+        resume_path = as_path(resume, "resume")
         if not resume_path.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at {resume_path}")
     if resume_path is not None:

@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor
 
-from ._utils import inter_union
+from ._utils import compute_dtype, inter_union
 from .localization import Threshold, _as_frames, attribution_to_regions, threshold_masks
 
 __all__ = [
@@ -48,7 +48,8 @@ def link_tube(
         overlap_weight: weight of the IoU between consecutive boxes (>= 0).
 
     Returns:
-        ``(T, 4)``: the tube, NaN rows for frames without candidates.
+        ``(T, 4)``: the tube, NaN rows for frames without candidates; float32 (float64 for
+        float64 boxes).
 
     Shape:
         ``T x (R_t, 4) -> (T, 4)``
@@ -66,7 +67,7 @@ def link_tube(
         if scores is not None and tuple(scores[t].shape) != (b.shape[0],):
             raise ValueError(f"scores[{t}]: expected shape ({b.shape[0]},), got {tuple(scores[t].shape)}")
     ref = next((b for b in boxes if b.numel()), None)
-    dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
+    dtype = compute_dtype(ref.dtype) if ref is not None else torch.float32  # half -> float32: exact pixels
     device = ref.device if ref is not None else torch.device("cpu")
     tube = torch.full((len(boxes), 4), float("nan"), dtype=dtype, device=device)
     frames = [t for t, b in enumerate(boxes) if b.shape[0] > 0]
@@ -112,7 +113,7 @@ def attribution_to_tubes(
         connectivity: 8 or 4.
 
     Returns:
-        ``(N, T, 4)`` boxes, NaN rows for frames without attention.
+        ``(N, T, 4)`` float32 boxes, NaN rows for frames without attention.
 
     Shape:
         ``(N, [1,] T, H, W) -> (N, T, 4)``
@@ -124,11 +125,11 @@ def attribution_to_tubes(
     tubes = []
     for clip in regions:
         boxes = [r.boxes for r in clip]
-        scores = [r.masses if score == "mass" else r.areas.to(frames.dtype) for r in clip]
+        scores = [r.masses if score == "mass" else r.areas.double() for r in clip]
         tubes.append(link_tube(boxes, scores, overlap_weight=overlap_weight).to(frames.device))
     if not tubes:
-        return torch.zeros(0, frames.shape[1], 4, dtype=frames.dtype, device=frames.device)
-    return torch.stack(tubes).to(frames.dtype)
+        return torch.zeros(0, frames.shape[1], 4, dtype=torch.float32, device=frames.device)
+    return torch.stack(tubes).to(torch.float32)
 
 
 def temporal_attention(maps: Tensor, *, normalize: bool = True) -> Tensor:
@@ -139,13 +140,13 @@ def temporal_attention(maps: Tensor, *, normalize: bool = True) -> Tensor:
         normalize: divide each clip's curve by its maximum (a zero curve stays zero).
 
     Returns:
-        ``(N, T)`` curve on the maps' device.
+        ``(N, T)`` curve on the maps' device (summed in float32 for half-precision maps).
 
     Shape:
         ``(N, [1,] T, H, W) -> (N, T)``
     """
     frames = _as_frames(maps)
-    mass = frames.clamp(min=0).sum(dim=(-2, -1))
+    mass = frames.to(compute_dtype(frames.dtype)).clamp(min=0).sum(dim=(-2, -1))  # float16 sums overflow
     if normalize:
         top = mass.amax(dim=1, keepdim=True)
         mass = torch.where(top > 0, mass / torch.where(top > 0, top, torch.ones_like(top)), 0.0)

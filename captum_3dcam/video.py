@@ -18,7 +18,7 @@ from typing import Iterator, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ._utils import optional_import
+from ._utils import as_path, optional_import
 from . import preprocess, windows
 from .preprocess import (ACTIVITYNET_MEAN, I3D_MIN_FRAMES, ClipGeometry, centre_frame_indices,  # noqa: F401
                          frames_to_clip, preprocess_clip, preprocess_i3d, preprocess_resnext)
@@ -74,13 +74,14 @@ def read_video(path: PathLike, *, max_frames: Optional[int] = None) -> torch.Ten
         ``uint8`` tensor, RGB, frame 0 = the first decoded frame.
 
     Raises:
-        FileNotFoundError: no file at ``path``.
+        TypeError: ``path`` is not a ``str`` or ``os.PathLike`` (``None``, ``bytes``, a number).
+        FileNotFoundError / IsADirectoryError: no file at ``path`` / a folder.
         ValueError: the file cannot be decoded, has no video stream, or has zero frames.
 
     Shape:
         - Output: :math:`(T, H, W, 3)`.
     """
-    path = Path(path)
+    path = as_path(path, "path", kind="file")
     if not path.is_file():
         raise FileNotFoundError(f"path: no video file at {path}")
     if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
@@ -97,6 +98,7 @@ def read_video(path: PathLike, *, max_frames: Optional[int] = None) -> torch.Ten
 
 def video_fps(path: PathLike) -> float:
     """Average frame rate of the first video stream (25 when the container does not say)."""
+    path = as_path(path, "path", kind="file")
     try:
         with _av().open(str(path)) as container:
             rate = container.streams.video[0].average_rate
@@ -114,7 +116,7 @@ def _frame_files(folder: Path):
 
 def count_frames(source: PathLike) -> int:
     """Number of frames of a video file (decoded, exact) or of a frame folder."""
-    source = Path(source)
+    source = as_path(source, "source")
     if source.is_dir():
         return len(_frame_files(source))
     if not source.is_file():
@@ -138,7 +140,7 @@ def read_frames(source: PathLike, frames: Optional[Sequence[int]] = None) -> tor
     Shape:
         - Output: :math:`(T, H, W, 3)`, ``T = len(frames)``.
     """
-    source = Path(source)
+    source = as_path(source, "source")
     wanted = None if frames is None else [int(f) for f in frames]
     if wanted is not None and any(f < 1 for f in wanted):
         raise IndexError(f"frames: numbers are 1-based, got {min(wanted)}")
@@ -256,8 +258,8 @@ def save_gif(frames: ArrayLike, path: PathLike, fps: float = 8.0) -> Path:
     """
     Image = optional_import("PIL.Image", "writing GIF")
     fps = _check_fps(fps)
+    path = as_path(path, "path", kind="file")
     pictures = [Image.fromarray(frame) for frame in to_frames(frames).numpy()]
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pictures[0].save(path, format="GIF", save_all=True, append_images=pictures[1:], duration=1000.0 / fps,
                      loop=0)
@@ -274,11 +276,11 @@ def save_mp4(frames: ArrayLike, path: PathLike, fps: float = 8.0, crf: int = 20)
     """
     av = _av()
     fps = _check_fps(fps)
+    path = as_path(path, "path", kind="file")
     img = to_frames(frames).numpy()
     T, H, W, _ = img.shape
     if H % 2 or W % 2:
         img = np.pad(img, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)))
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     with av.open(str(path), "w") as container:
@@ -300,7 +302,7 @@ def save_video(frames: ArrayLike, path: PathLike, fps: float = 8.0) -> Path:
     Shape:
         - frames: :math:`(T, H, W, 3)` uint8 (or any video :func:`to_frames` accepts).
     """
-    suffix = Path(path).suffix.lower()
+    suffix = as_path(path, "path", kind="file").suffix.lower()
     if suffix == ".gif":
         return save_gif(frames, path, fps)
     if suffix in (".mp4", ".mkv", ".mov"):

@@ -18,7 +18,14 @@ def sliding_windows(num_frames: int, clip_len: int, stride: int) -> List[Tuple[i
     """Windows ``[start, stop)`` of ``clip_len`` frames every ``stride`` frames, covering every frame.
 
     Starts are ``0, stride, 2 * stride, ...``; when they do not reach the end, one last window is
-    aligned to the end (``[num_frames - clip_len, num_frames)``).
+    aligned to the end (``[num_frames - clip_len, num_frames)``). Every frame lies in at least one
+    window, which needs ``stride <= clip_len``: a larger stride would skip the frames between
+    windows (their maps would be NaN after :func:`stitch_windows`), so it is refused (unless one
+    window holds the whole video, ``num_frames == clip_len``).
+
+    Raises:
+        ValueError: a count that is not a positive int, ``num_frames < clip_len``, or
+            ``stride > clip_len``.
 
     Example:
         >>> sliding_windows(10, 4, 4)
@@ -32,6 +39,9 @@ def sliding_windows(num_frames: int, clip_len: int, stride: int) -> List[Tuple[i
             raise ValueError(f"{name}: expected a positive int, got {value!r}")
     if num_frames < clip_len:
         raise ValueError(f"num_frames: the video has {num_frames} frames, fewer than clip_len={clip_len}")
+    if stride > clip_len and num_frames > clip_len:
+        raise ValueError(f"stride: {stride} is larger than clip_len={clip_len}, so frames {clip_len}..{stride - 1} "
+                         f"would lie in no window; use a stride of at most {clip_len} (every frame is explained)")
     windows = [(s, s + clip_len) for s in range(0, num_frames - clip_len + 1, stride)]
     if windows[-1][1] < num_frames:
         windows.append((num_frames - clip_len, num_frames))
@@ -50,7 +60,9 @@ def stitch_windows(
         per_window: ``(W, ..., clip_len, ...)``, one result per window; ``time_dim`` indexes the
             clip's frames (default ``-3``: maps ``(W, 1, clip_len, H, W)``; use ``1`` for
             boxes ``(W, clip_len, 4)``).
-        windows: the ``W`` ``(start, stop)`` pairs from :func:`sliding_windows`.
+        windows: the ``W`` ``(start, stop)`` pairs from :func:`sliding_windows`; together they
+            must cover every frame ``0 .. num_frames - 1`` (a frame in no window is refused, not
+            returned as NaN).
         num_frames: the video's length.
 
     Shape:
@@ -64,9 +76,17 @@ def stitch_windows(
     if dim == 0:
         raise ValueError("time_dim: must not be the window dimension 0")
     clip_len = per_window.shape[dim]
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f"num_frames: expected a positive int, got {num_frames!r}")
+    covered = torch.zeros(num_frames, dtype=torch.bool)
     for start, stop in windows:
         if stop - start != clip_len or start < 0 or stop > num_frames:
             raise ValueError(f"windows: ({start}, {stop}) does not fit clip_len={clip_len} in {num_frames} frames")
+        covered[start:stop] = True
+    if not bool(covered.all()):
+        gaps = torch.nonzero(~covered).flatten().tolist()
+        raise ValueError(f"windows: {len(gaps)} of {num_frames} frames lie in no window (the first: frame "
+                         f"{gaps[0]}); windows must cover every frame (see sliding_windows)")
     values = per_window if per_window.is_floating_point() else per_window.float()
     out_shape = list(values.shape[1:])
     out_shape[dim - 1] = num_frames
@@ -113,5 +133,9 @@ def apply_sliding_windows(
     windows = sliding_windows(num_frames, clip_len, stride)
     results = [fn(clip[:, :, start:stop]) for start, stop in progress_bar(windows, "windows", unit="clip",
                                                                            enabled=progress)]
+    for result in results:
+        if not isinstance(result, torch.Tensor) or result.dim() < 2 or result.shape[0] != 1:
+            got = tuple(result.shape) if isinstance(result, torch.Tensor) else type(result).__name__
+            raise ValueError(f"fn: expected a tensor with a leading batch dimension of 1 per window, got {got}")
     stacked = torch.cat(results, dim=0)
     return stitch_windows(stacked, windows, num_frames, time_dim=time_dim).unsqueeze(0)

@@ -153,12 +153,11 @@ def i3d_real_video():
             "## Against the ground truth (UCF101-24 boxes of this clip)\n\n"
             "The pointing game asks whether the map's peak falls inside the annotated box."),
         new_code_cell(
-            "import pickle\n"
+            "from captum_3dcam.datasets import read_annotation_pickle  # numpy arrays only: nothing in the file runs\n"
             "from captum_3dcam.metrics import pointing_game, box_iou\n\n"
             "gt_file = DATA / \"ucf101_24\" / \"gt_tubes_sample.pkl\" if DATA is not None else None\n"
             "if RUN and gt_file is not None and gt_file.is_file() and Path(VIDEO).name == \"v_Basketball_g01_c01.avi\":\n"
-            "    with open(gt_file, \"rb\") as f:\n"
-            "        tubes = pickle.load(f, encoding=\"latin1\")\n"
+            "    tubes = read_annotation_pickle(gt_file)\n"
             "    rows = tubes[\"Basketball/v_Basketball_g01_c01\"][0][0]        # (frame, x1, y1, x2, y2), 1-based\n"
             "    T = result[\"frames\"].shape[0]\n"
             "    gt = torch.full((T, 4), float(\"nan\"))\n"

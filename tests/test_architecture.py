@@ -21,7 +21,7 @@ LONG_DATA = {"captum_3dcam.models.kinetics400_labels"}
 #: Layers, low to high (docs/ARCHITECTURE.md). Names are module paths below ``captum_3dcam``;
 #: ``"models.*"`` covers a subpackage. A new module gets a row here (the test says so).
 LAYERS = [
-    ("base", ["errors", "_utils"]),
+    ("base", ["errors", "_utils", "_safe_load"]),
     ("core", ["upsample", "layer_rules", "_hooks", "_validation", "attribution", "presets"]),
     ("localization and metrics", ["localization", "tubes", "metrics", "sanity", "faithfulness"]),
     ("models, video, datasets", ["models", "models.*", "video", "preprocess", "windows", "datasets",

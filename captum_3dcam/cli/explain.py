@@ -43,7 +43,7 @@ def run(args) -> int:
     """Explain ``args.video``; print the top-5 classes, the segments and the files written."""
     from ..explain import explain_video
 
-    out = Path(args.out) if args.out else Path(f"{Path(args.video).stem}-3dcam")
+    out = args.out if args.out is not None else Path(f"{Path(args.video).stem}-3dcam")  # "" is refused, not the default
     result = explain_video(
         args.video, args.model, checkpoint=args.checkpoint, layers=args.layers, rule=args.rule,
         aggregation=args.aggregation, counterfactual=args.counterfactual, target=args.target,

@@ -12,7 +12,8 @@ where a frame has no box.
 Does not live here: decoding video files (:mod:`captum_3dcam.video`) and preprocessing for a model
 (:mod:`captum_3dcam.preprocess`).
 """
-from .act_detector import ActDetectorGT, VideoAnnotation, VideoClipDataset, load_act_detector_gt, tubes_to_boxes
+from .act_detector import (ActDetectorGT, VideoAnnotation, VideoClipDataset, load_act_detector_gt,
+                           read_annotation_pickle, tubes_to_boxes)
 from .jhmdb import JHMDB, JHMDB_CLASSES, boxes_from_masks, boxes_from_puppet_mask
 from .synthetic import DIFFICULTIES, MOTIONS, SYNTHETIC_CLASSES, SyntheticActions, SyntheticDifficulty
 from .ucf101_24 import UCF101_24, UCF101_24_CLASSES, load_pyannot, read_split_file
@@ -37,6 +38,7 @@ __all__ = [
     "VideoAnnotation",
     "VideoClipDataset",
     "load_act_detector_gt",
+    "read_annotation_pickle",
     "tubes_to_boxes",
     "read_frames",
     "count_frames",

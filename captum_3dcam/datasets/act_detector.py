@@ -1,6 +1,7 @@
 """Ground truth in the act-detector ``*-GT.pkl`` layout, and the clip dataset built on it.
 
-``JHMDB-GT.pkl`` and ``UCF101v2-GT.pkl`` (Kalogeiton et al.'s ACT-detector) are pickles of a dict:
+``JHMDB-GT.pkl`` and ``UCF101v2-GT.pkl`` (Kalogeiton et al.'s ACT-detector) are (Python 2) pickles of
+a dict, read without executing anything (:func:`captum_3dcam._safe_load.load_numpy_pickle`):
 
     labels        list of class names, index = label
     gttubes       {video: {label: [ndarray (M, 5) float32]}}, rows (frame, x1, y1, x2, y2),
@@ -31,12 +32,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._safe_load import UnsafePickleError, load_numpy_pickle
+from .._utils import as_path
 from ..video import VIDEO_EXTENSIONS, read_frames
 
 __all__ = [
     "VideoAnnotation",
     "ActDetectorGT",
     "load_act_detector_gt",
+    "read_annotation_pickle",
     "tubes_to_boxes",
     "VideoClipDataset",
 ]
@@ -112,15 +116,27 @@ def tubes_to_boxes(tubes: Sequence[torch.Tensor], num_frames: int, multi_actor: 
     return out
 
 
-def _read_pickle(path: PathLike, what: str):
-    path = Path(path)
+def read_annotation_pickle(path: PathLike, what: str = "annotations"):
+    """An annotation pickle, read by the package's restricted unpickler: numpy arrays, numbers,
+    strings and containers only. Python 2 pickles (act-detector's, ``pyannot.pkl``) are decoded as
+    latin1, as numpy needs.
+
+    Raises:
+        TypeError: ``path`` is not a ``str`` or ``os.PathLike``.
+        FileNotFoundError / IsADirectoryError: no file at ``path``.
+        UnsafePickleError: the pickle asks to import anything else (e.g. ``os.system`` through
+            ``__reduce__``); nothing of it was executed.
+        ValueError: not a readable pickle.
+    """
+    path = as_path(path, what, kind="file")
     if not path.is_file():
         raise FileNotFoundError(f"{what}: no annotation file at {path}")
     try:
-        with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
-    except Exception as exc:
-        raise ValueError(f"{what}: could not unpickle {path}: {exc}") from exc
+        return load_numpy_pickle(path, what=what, encoding="latin1")
+    except UnsafePickleError:
+        raise
+    except pickle.UnpicklingError as exc:
+        raise ValueError(str(exc)) from None  # "<what>: could not unpickle <path>: ..."
 
 
 class ActDetectorGT:
@@ -175,7 +191,7 @@ class ActDetectorGT:
     @classmethod
     def load(cls, path: PathLike) -> "ActDetectorGT":
         """Read and validate a ``*-GT.pkl``; clear errors for a missing or malformed file."""
-        return cls(_read_pickle(path, "gt"), source=str(path))
+        return cls(read_annotation_pickle(path, "gt"), source=str(path))
 
     def split(self, split: str = "test", fold: int = 1) -> List[str]:
         """Video names of ``split`` (``"train"``, ``"test"`` or ``"all"``), ``fold`` 1-based."""
@@ -244,7 +260,7 @@ class VideoClipDataset(Dataset):
         transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
         multi_actor: str = "union",
     ) -> None:
-        self.root = Path(root)
+        self.root = as_path(root, "root", kind="dir")
         if not self.root.is_dir():
             raise FileNotFoundError(f"root: no folder at {self.root}")
         if clip_len is not None and (not isinstance(clip_len, int) or clip_len < 1):

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
-from .._utils import mask_to_boxes, optional_import
+from .._utils import as_path, mask_to_boxes, optional_import
 
 from .act_detector import ActDetectorGT, VideoAnnotation, VideoClipDataset
 
@@ -52,7 +52,7 @@ def boxes_from_puppet_mask(path: PathLike) -> torch.Tensor:
     Shape:
         ``part_mask`` ``H x W x T`` -> ``(T, 4)``
     """
-    path = Path(path)
+    path = as_path(path, "puppet_mask", kind="file")
     if not path.is_file():
         raise FileNotFoundError(f"puppet_mask: no file at {path}")
     loadmat = optional_import("scipy.io", "reading .mat files").loadmat
@@ -140,7 +140,7 @@ class JHMDB(VideoClipDataset):
         videos: Optional[Sequence[str]] = None,
         **kwargs,
     ) -> None:
-        root = Path(root)
+        root = as_path(root, "root", kind="dir")
         if not root.is_dir():
             raise FileNotFoundError(f"root: no folder at {root}")
         if gt is None and (root / "JHMDB-GT.pkl").is_file():

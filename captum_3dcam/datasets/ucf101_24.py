@@ -24,7 +24,8 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .act_detector import ActDetectorGT, VideoAnnotation, VideoClipDataset, _read_pickle
+from .._utils import as_path
+from .act_detector import ActDetectorGT, VideoAnnotation, VideoClipDataset, read_annotation_pickle
 
 __all__ = ["UCF101_24", "UCF101_24_CLASSES", "load_pyannot", "read_split_file"]
 
@@ -78,7 +79,7 @@ def load_pyannot(path: PathLike) -> Dict[str, VideoAnnotation]:
 
     Tubes come out as act-detector rows ``(frame, x1, y1, x2, y2)`` (see the module docstring).
     """
-    data = _read_pickle(path, "pyannot")
+    data = read_annotation_pickle(path, "pyannot")
     if not isinstance(data, dict) or not data:
         raise ValueError(f"pyannot: {path}: expected a non-empty dict {{video: {{...}}}}, got {type(data).__name__}")
     return {str(name): _pyannot_video(str(name), entry, str(path)) for name, entry in data.items()}
@@ -86,7 +87,7 @@ def load_pyannot(path: PathLike) -> Dict[str, VideoAnnotation]:
 
 def read_split_file(path: PathLike) -> List[str]:
     """Video names listed in a split file (``Basketball/v_Basketball_g01_c01.avi [label]`` lines)."""
-    path = Path(path)
+    path = as_path(path, "split_file", kind="file")
     if not path.is_file():
         raise FileNotFoundError(f"split_file: no file at {path}")
     names = []
@@ -128,7 +129,7 @@ class UCF101_24(VideoClipDataset):
         split_file: Optional[PathLike] = None,
         **kwargs,
     ) -> None:
-        data = _read_pickle(annotations, "annotations")
+        data = read_annotation_pickle(annotations, "annotations")
         if isinstance(data, dict) and "gttubes" in data:
             gt = ActDetectorGT(data, source=str(annotations))
             anns, classes = gt.videos, gt.labels

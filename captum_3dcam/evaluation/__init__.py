@@ -14,12 +14,11 @@ attribution (:mod:`captum_3dcam.attribution`), pictures, and anything that reads
 """
 import json
 import os
-from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 
-from .._utils import log, resolve_device
+from .._utils import as_path, check_output_dir, log, resolve_device
 from ..errors import Captum3DCamError
 from ..models.registry import MODELS, ModelSpec, get_model_spec, resolve_model_layers
 from .engine import IOU_THRESHOLDS, config_key, evaluate_methods
@@ -54,9 +53,9 @@ def dataset_items(dataset: str, root: Optional[PathLike] = None, max_videos: Opt
         return datasets.SyntheticActions(int(max_videos or 100), "test", seed=seed)
     if dataset not in DATASETS:
         raise Captum3DCamError(f"--dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
-    if root is None or not Path(root).is_dir():
+    if root is None or not as_path(root, "--root", kind="dir").is_dir():
         raise Captum3DCamError(f"--root: the {dataset} dataset needs --root PATH (its folder); got {root}")
-    if annotations is not None and not Path(annotations).is_file():
+    if annotations is not None and not as_path(annotations, "--annotations", kind="file").is_file():
         raise Captum3DCamError(f"--annotations: no file at {annotations}")
     clip_len = spec.clip_len if spec is not None else 16
     if dataset == "ucf101-24":
@@ -133,8 +132,10 @@ def run_evaluate(
     if name is None:
         raise Captum3DCamError(f"--model: choose the model to explain on {dataset} ({', '.join(MODELS)})")
     spec = get_model_spec(name)
-    if checkpoint is not None and not Path(checkpoint).is_file():
+    if checkpoint is not None and not as_path(checkpoint, "--checkpoint", kind="file").is_file():
         raise Captum3DCamError(f"--checkpoint: no file at {checkpoint}")
+    if out is not None:
+        out = check_output_dir(out, "--out")  # before the model passes, not after
     items = dataset_items(dataset, root, max_videos, seed, spec, split=split, annotations=annotations)
     if name == "small-synthetic" and checkpoint is None:
         ckpt = default_small_checkpoint(seed)
@@ -165,7 +166,6 @@ def run_evaluate(
               f"threshold {threshold}.")
     text = header + "\n\n" + table + ("\n\n" + "\n".join(skipped) if skipped else "")
     if out is not None:
-        out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "localization.md").write_text(text + "\n")
         (out / "localization.json").write_text(json.dumps(results, indent=1, default=str))

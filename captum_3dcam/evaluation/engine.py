@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import torch
 from torch import Tensor, nn
 
-from .._utils import normalize_minmax, progress_bar, resolve_layers
+from .._utils import compute_dtype, normalize_minmax, progress_bar, resolve_layers
 from ..attribution import Counterfactual3DCam, GlobalLocal3DCam
 from ..errors import Captum3DCamError
 from ..layer_rules import aggregate
@@ -195,7 +195,7 @@ def evaluate_methods(
             elapsed = time.perf_counter() - start
             for name, frame_maps in maps.items():
                 seconds[name] += elapsed
-                frame_maps = frame_maps.detach().float()
+                frame_maps = frame_maps.detach().to(compute_dtype(frame_maps.dtype))  # float64 stays float64
                 if geometry is not None:
                     frame_maps = geometry.maps_to_frame(frame_maps)
                 frame_maps = frame_maps.cpu()

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._utils import as_path
 from .checkpoints import (
     I3D_INSTALL_HINT,
     find_i3d_checkpoint,
@@ -298,6 +299,7 @@ def i3d_kinetics400(checkpoint: Optional[Union[str, Path]] = None) -> InceptionI
         :func:`captum_3dcam.video.preprocess_i3d`).
 
     Raises:
+        TypeError: ``checkpoint`` is not a path (``str`` or ``os.PathLike``).
         FileNotFoundError: the checkpoint is not found (the message says how to get it).
         UnsafeCheckpointError: the pickle tries to import anything but numpy arrays.
         CheckpointError: missing, unexpected or misshapen arrays (named); nothing is loaded.
@@ -310,7 +312,7 @@ def i3d_kinetics400(checkpoint: Optional[Union[str, Path]] = None) -> InceptionI
     Shape:
         input ``(N, 3, T, 224, 224)`` in ``[-1, 1]``, ``T >= 9`` -> logits ``(N, 400)``
     """
-    path = Path(checkpoint) if checkpoint is not None else find_i3d_checkpoint()
+    path = as_path(checkpoint, "checkpoint", kind="file") if checkpoint is not None else find_i3d_checkpoint()
     if not path.is_file():
         raise FileNotFoundError(f"I3D checkpoint not found at {path}. {I3D_INSTALL_HINT}")
     state = i3d_state_dict_from_flax(load_numpy_pickle(path))

@@ -18,6 +18,7 @@ Shape:
 Does not live here: reading Hara et al.'s checkpoints (:mod:`.checkpoints`) and preprocessing
 (:func:`captum_3dcam.preprocess.preprocess_resnext`).
 """
+import os
 import re
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
@@ -168,7 +169,7 @@ def resnext3d(
         raise ValueError(f"depth: expected one of {sorted(RESNEXT_DEPTHS)}, got {depth!r}")
     model = ResNeXt3D(RESNEXT_DEPTHS[depth], num_classes=num_classes, labels=labels)
     if checkpoint is not None:
-        if isinstance(checkpoint, (str, Path)):
+        if isinstance(checkpoint, (str, os.PathLike)):
             checkpoint = read_torch_checkpoint(checkpoint)
         if isinstance(checkpoint, Mapping):
             _check_arch(checkpoint.get("arch"), depth)
@@ -195,7 +196,10 @@ def resnext3d_from_checkpoint(checkpoint: Union[str, Path, Mapping], *, labels: 
     Shape:
         input ``(N, 3, 16, 112, 112)`` -> logits ``(N, num_classes)``
     """
-    if isinstance(checkpoint, (str, Path)):
+    if not isinstance(checkpoint, (Mapping, str, os.PathLike)):
+        raise TypeError(f"checkpoint: expected a path (str or os.PathLike) or a dict with 'arch' and "
+                        f"'state_dict', got {type(checkpoint).__name__}")
+    if isinstance(checkpoint, (str, os.PathLike)):
         checkpoint = read_torch_checkpoint(checkpoint)
     if not isinstance(checkpoint, Mapping) or "arch" not in checkpoint or "state_dict" not in checkpoint:
         got = sorted(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__

@@ -23,6 +23,8 @@ from typing import Any, Dict, Optional, Union
 import torch
 
 from ..datasets.synthetic import GENERATOR_VERSION, SyntheticActions
+from .._safe_load import load_state_dict_exact
+from .._utils import as_path
 from ..errors import Captum3DCamError
 from ..training import TrainConfig, load_checkpoint, train
 from .small import Small3DCNN
@@ -117,6 +119,7 @@ def train_small_model(
     unknown = set(recipe_overrides) - set(SMALL_MODEL_RECIPE)
     if unknown:
         raise TypeError(f"unexpected recipe keys {sorted(unknown)}; known: {sorted(SMALL_MODEL_RECIPE)}")
+    path = None if path is None else as_path(path, "path", kind="file")  # before the minutes of training
     recipe = {**SMALL_MODEL_RECIPE, **recipe_overrides}
     train_set, test_set = _small_model_datasets(recipe, seed)
     torch.manual_seed(seed)
@@ -131,7 +134,7 @@ def train_small_model(
              "classes": list(train_set.classes), "recipe": _plain(recipe), "seed": seed,
              "generator_version": GENERATOR_VERSION}
     if path is not None:
-        _matching_checkpoint(Path(path), recipe, seed)  # drops a checkpoint of another recipe
+        _matching_checkpoint(path, recipe, seed)  # drops a checkpoint of another recipe
     history = train(model, train_set, test_set, cfg, checkpoint=path,
                     resume=path is not None, extra=extra)
     return model.eval(), history
@@ -150,12 +153,12 @@ def load_or_train_small_model(
     A checkpoint with fewer epochs than the recipe is resumed; a finished one is only loaded.
     Returns :class:`Small3DCNN` in ``eval()`` mode on ``device``.
     """
-    path = Path(path)
+    path = as_path(path, "path", kind="file")
     recipe = {**SMALL_MODEL_RECIPE, **recipe_overrides}
     state = _matching_checkpoint(path, recipe, seed)
     if state is not None and state["epoch"] >= recipe["epochs"]:
         model = Small3DCNN(**state["extra"]["model_kwargs"])
-        model.load_state_dict(state["model"])
+        load_state_dict_exact(model, state["model"], source=f"checkpoint {path}")
         return model.to(device).eval()
     model, _ = train_small_model(path, seed=seed, progress=progress, device=device,
                                  **recipe_overrides)
@@ -183,7 +186,7 @@ def load_small_checkpoint(checkpoint: Optional[PathLike] = None) -> Small3DCNN:
     ``None`` reads the cached default (:func:`default_small_checkpoint`). Raises
     :class:`~captum_3dcam.errors.Captum3DCamError` for a missing file or another model's checkpoint.
     """
-    path = Path(checkpoint) if checkpoint is not None else default_small_checkpoint()
+    path = as_path(checkpoint, "--checkpoint", kind="file") if checkpoint is not None else default_small_checkpoint()
     if not path.is_file():
         hint = "" if checkpoint is not None else " (run `captum-3dcam demo` first, or pass --checkpoint)"
         raise Captum3DCamError(f"--checkpoint: no trained small model at {path}{hint}")
@@ -192,6 +195,6 @@ def load_small_checkpoint(checkpoint: Optional[PathLike] = None) -> Small3DCNN:
     if extra.get("model") != "Small3DCNN":
         raise Captum3DCamError(f"--checkpoint: {path} is not a Small3DCNN checkpoint written by captum_3dcam.training")
     model = Small3DCNN(**extra.get("model_kwargs", {}))
-    model.load_state_dict(state["model"])
+    load_state_dict_exact(model, state["model"], source=f"--checkpoint {path}")
     model.labels = tuple(extra.get("classes") or [f"class {i}" for i in range(model.num_classes)])
     return model.eval()
