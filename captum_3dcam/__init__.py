@@ -10,7 +10,8 @@ module holds what, and which may import which) is ``docs/ARCHITECTURE.md``.
 """
 from .attribution import Counterfactual3DCam, GlobalLocal3DCam, LayerwiseGlobalLocal3DCam
 from .errors import Captum3DCamError
-from .faithfulness import average_drop, deletion_auc, deletion_insertion_curves, insertion_auc, random_attribution
+from .confidence import average_drop, random_attribution
+from .faithfulness import deletion_auc, deletion_insertion_curves, insertion_auc
 from .gating import LayerwiseGatedClassifier
 from .localization import attribution_to_boxes
 from .metrics import box_iou, iou_accuracy, pointing_game

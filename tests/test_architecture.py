@@ -23,7 +23,7 @@ LONG_DATA = {"captum_3dcam.models.kinetics400_labels"}
 LAYERS = [
     ("base", ["errors", "_utils", "_safe_load"]),
     ("core", ["upsample", "layer_rules", "_hooks", "_validation", "attribution", "presets"]),
-    ("localization and metrics", ["localization", "tubes", "metrics", "sanity", "faithfulness"]),
+    ("localization and metrics", ["localization", "tubes", "metrics", "sanity", "faithfulness", "confidence", "imputation"]),
     ("models, video, datasets", ["models", "models.*", "video", "preprocess", "windows", "datasets",
                                  "datasets.*", "gates", "gating", "training"]),
     ("evaluation", ["evaluation", "evaluation.*"]),
