@@ -140,7 +140,9 @@ def readme_run(request, tmp_path_factory):
     if not runnable:
         return results
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-           "CAPTUM_3DCAM_CACHE": str(tmp / "cache"), "MPLBACKEND": "Agg", "CAPTUM_3DCAM_PROGRESS": "0"}
+           # the small model the README trains: a fresh cache, unless CAPTUM_3DCAM_CACHE names one (CI may keep it)
+           "CAPTUM_3DCAM_CACHE": os.environ.get("CAPTUM_3DCAM_CACHE") or str(tmp / "cache"),
+           "MPLBACKEND": "Agg", "CAPTUM_3DCAM_PROGRESS": "0"}
     if any("torchvision" in block["needs"] for _, block in runnable):
         _torch_home_with_r3d_weights(tmp, env)
     (tmp / "blocks.json").write_text(json.dumps(runnable))
