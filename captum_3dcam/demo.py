@@ -52,6 +52,34 @@ def _batched(fn, x: torch.Tensor, batch: int = 10, **kwargs):
     return torch.cat(outs)
 
 
+def _empty_layer_notes(model, names, modules, layer_maps, x, target) -> Dict[str, str]:
+    """Why a layer's 3DCam map is empty (all zero), for the figure: ``{layer name: reason}``.
+
+    Rule "3dcam" multiplies ``relu(beta)`` (the channel-summed gradient) by ``relu(alpha)`` (the
+    channel-summed activation), so a map is empty when either is <= 0 everywhere. Only the empty
+    layers are looked at, with Captum's own gradient utility (one more pass, on one clip).
+
+    Shape:
+        - layer_maps: K maps ``(1, T, H, W)``; x: ``(1, C, T, H, W)``
+    """
+    empty = [k for k, m in enumerate(layer_maps) if not bool((m > 0).any())]
+    if not empty:
+        return {}
+    from captum._utils.gradient import compute_layer_gradients_and_eval
+
+    grads, acts = compute_layer_gradients_and_eval(model, [modules[k] for k in empty], x, target_ind=target)
+    notes = {}
+    for k, g, a in zip(empty, grads, acts):
+        g, a = g[0] if isinstance(g, tuple) else g, a[0] if isinstance(a, tuple) else a
+        if float(g.sum(1).max()) <= 0:
+            notes[names[k]] = "empty: no positive gradient (summed gradient <= 0 everywhere)"
+        elif float(a.sum(1).max()) <= 0:
+            notes[names[k]] = "empty: summed activation <= 0 everywhere"
+        else:
+            notes[names[k]] = "empty: positive gradient and activation never coincide"
+    return notes
+
+
 def run_demo(
     out: PathLike = "captum-3dcam-demo",
     *,
@@ -86,7 +114,8 @@ def run_demo(
         progress: progress bars and messages on stderr.
 
     Returns:
-        a dict with ``metrics`` (per method), ``files``, ``seconds`` (per step) and ``accuracy``.
+        a dict with ``metrics`` (per method), ``table`` (markdown), ``files``, ``seconds`` (per step)
+        and ``accuracy``.
     """
     out = check_output_dir(out, "--out")  # before minutes of training, not after
     out.mkdir(parents=True, exist_ok=True)
@@ -103,11 +132,11 @@ def run_demo(
     t0 = time.perf_counter()
     reused = ckpt.is_file()
     log(f"[1/5] {'loading' if reused else 'training'} the small model ({ckpt}) ...", progress)
+    device = resolve_device(device)
     if checkpoint is not None and reused:  # the user's own model: used as it is, never retrained
         model = load_small_checkpoint(ckpt)
     else:
-        model = load_or_train_small_model(ckpt, seed=seed, progress=progress, **overrides)
-    device = resolve_device(device)
+        model = load_or_train_small_model(ckpt, seed=seed, progress=progress, device=device, **overrides)
     model = model.to(device)
     seconds["model"] = time.perf_counter() - t0
 
@@ -148,22 +177,29 @@ def run_demo(
     correct = (pred == y).nonzero().flatten().tolist()
     k = correct[0] if correct else 0
     rgb = SyntheticActions.to_rgb(X[k])
-    title = f"{classes[int(y[k])]} (predicted {classes[int(pred[k])]}, p={float(probs[k, pred[k]]):.2f})"
+    x_k = X[k : k + 1].to(device)
+    how = figures.describe_attribution("3dcam", "sum", True, layers=layer_names)
+    title = (f"clip {k}, label {classes[int(y[k])]}; target = predicted class {classes[int(pred[k])]} "
+             f"(p={float(probs[k, pred[k]]):.2f})")
+    notes = _empty_layer_notes(model, layer_names, layers, [m[k] for m in layer_maps], x_k, int(pred[k]))
     fig = figures.plot_layer_grid(rgb, [m[k] for m in layer_maps], P[k], layer_names=layer_names,
-                                  gt_boxes=gt[k], boxes={"3DCam (all layers)": boxes["3DCam"][k]},
-                                  title=f"3DCam per layer and aggregated - {title}")
+                                  gt_boxes=gt[k], boxes={"3DCam (all layers)": boxes["3DCam"][k]}, notes=notes,
+                                  title=f"3DCam per layer and aggregated, {how}\n{title}; "
+                                        "green: ground truth, red: 3DCam box")
     files["layers"] = figures.save_figure(fig, out / "fig_layers.png")
     fig = figures.plot_gradcam_vs_3dcam(rgb, G[k], P[k], gradcam_boxes=boxes["GradCAM"][k],
                                         cam3d_boxes=boxes["3DCam"][k], gt_boxes=gt[k],
-                                        title=f"GradCAM (conv4) vs 3DCam - {title}; green: ground truth, red: predicted")
+                                        title=f"GradCAM (rule gradcam over conv4) vs 3DCam, {how}\n{title}; "
+                                              "green: ground truth, red: predicted box")
     files["gradcam_vs_3dcam"] = figures.save_figure(fig, out / "fig_gradcam_vs_3dcam.png")
     top3 = probs[k].topk(3)
-    x_k = X[k : k + 1].to(device)
     class_maps = {f"{r + 1}. {classes[int(c)]} ({float(p):.2f})": cam3d.attribute(x_k, target=int(c))
                   for r, (p, c) in enumerate(zip(top3.values, top3.indices))}
     cf = Counterfactual3DCam(model, layers).attribute(x_k, target=int(top3.indices[0]))
     fig = figures.plot_class_maps(rgb, class_maps, counterfactual=cf,
-                                  title="3DCam of the top-3 classes and the counterfactual of the top class")
+                                  counterfactual_name=f"counterfactual of 1. {classes[int(top3.indices[0])]}",
+                                  title=f"3DCam, {how}, with each of the top-3 classes as target, and the "
+                                        f"counterfactual of the top class\nclip {k}, label {classes[int(y[k])]}")
     files["top3_counterfactual"] = figures.save_figure(fig, out / "fig_top3_counterfactual.png")
 
     # untrimmed: three videos of different classes back to back; explain the middle one's class
@@ -182,7 +218,7 @@ def run_demo(
     fig = figures.plot_temporal_curve(curve, segments=segments, gt_segments=gt_seg, threshold=threshold,
                                       video=SyntheticActions.to_rgb(video), num_thumbnails=12,
                                       title=f"untrimmed: {' | '.join(classes[v] for v in untrimmed.labels[::2])}; "
-                                            f"3DCam for '{classes[mid]}' (temporal IoU {t_iou:.2f})")
+                                            f"target '{classes[mid]}' (temporal IoU {t_iou:.2f})\n3DCam, {how}")
     files["temporal"] = figures.save_figure(fig, out / "fig_temporal.png")
 
     # 5. GIF / MP4: one correct clip per class, input | GradCAM | 3DCam, boxes drawn --------------
@@ -257,8 +293,5 @@ figures and videos {seconds['figures']:.1f} s, total {seconds['total']:.1f} s.
         {"metrics": metrics, "accuracy": accuracy, "temporal_iou": t_iou, "seconds": seconds,
          "checkpoint": str(ckpt), "reused_model": reused}, indent=1))
     files["metrics"] = out / "metrics.json"
-    if progress:
-        print(table)
-        print(f"\nwrote {out / 'report.md'} and figures in {out} ({seconds['total']:.0f} s)")
     return {"metrics": metrics, "accuracy": accuracy, "temporal_iou": t_iou, "files": files,
-            "seconds": seconds, "checkpoint": ckpt}
+            "seconds": seconds, "checkpoint": ckpt, "table": table}

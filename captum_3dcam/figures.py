@@ -2,7 +2,10 @@
 
 Lives here: :func:`plot_overlay_rows` (the grid of frames x maps all figures are built on),
 :func:`plot_layer_grid` (Fig. 2-3), :func:`plot_gradcam_vs_3dcam` (Fig. 4),
-:func:`plot_temporal_curve` (Fig. 5), :func:`plot_class_maps` (Fig. 6), :func:`save_figure`.
+:func:`plot_temporal_curve` (Fig. 5), :func:`plot_class_maps` (Fig. 6), :func:`save_figure`, and
+:func:`describe_attribution` (the caption naming the preset or rule a figure's maps came from).
+Columns are labelled with true frame numbers (``frame_numbers=`` when the frames shown are a
+selection of a longer video); a row whose map has no positive value says so under its label.
 Does not live here: the pixels they show (:mod:`captum_3dcam.overlays`). Figures are built on
 ``matplotlib.figure.Figure`` (no ``pyplot`` state: safe in scripts, servers and notebooks);
 matplotlib is imported where used (``pip install captum-3dcam[viz]``). Videos, maps and boxes
@@ -16,13 +19,45 @@ import numpy as np
 import torch
 
 from ._utils import as_path, optional_import
+from .presets import PRESETS
 from .overlays import GT_COLOR, PRED_COLOR, _as_maps, _resize_maps, draw_boxes, frame_indices, normalize_maps, overlay
 from .video import _as_tensor, _check_fps, to_frames
 
 __all__ = [
     "plot_overlay_rows", "plot_layer_grid", "plot_gradcam_vs_3dcam", "plot_class_maps", "plot_temporal_curve",
-    "save_figure",
+    "save_figure", "describe_attribution", "EMPTY_MAP_NOTE",
 ]
+
+#: Written under the label of a row whose map has no positive value (nothing to show).
+EMPTY_MAP_NOTE = "empty: no positive value"
+
+
+def describe_attribution(layer_rule: str = "3dcam", aggregation: str = "sum", normalize_layers=True, *,
+                         layers: Optional[Sequence[str]] = None, counterfactual: bool = False) -> str:
+    """A short caption of how maps were made, for figure titles.
+
+    Names the preset of :mod:`captum_3dcam.presets` whose ``"attribute"`` keywords match
+    (``"PAPER preset (rule 3dcam, sum)"``), else the rule and aggregation; then the layers.
+
+    Example:
+        >>> describe_attribution("3dcam", "sum", True, layers=["conv1", "conv2"])
+        'PAPER preset (rule 3dcam, sum) over conv1, conv2'
+    """
+    norm = {True: "max", "max": "max", False: False, "minmax": "minmax"}.get(normalize_layers, normalize_layers)
+    own = {"layer_rule": layer_rule, "aggregation": aggregation, "normalize_layers": norm}
+    text = f"rule {layer_rule}, {aggregation}" + ("" if norm == "max" else f", normalize_layers={normalize_layers}")
+    for name, preset in PRESETS.items():
+        kw = {"layer_rule": "3dcam", "aggregation": "sum", "normalize_layers": True, **preset.get("attribute", {})}
+        kw["normalize_layers"] = {True: "max"}.get(kw["normalize_layers"], kw["normalize_layers"])
+        if kw == own:
+            text = f"{name.upper()} preset ({text})"
+            break
+    if counterfactual:
+        text = f"counterfactual, {text}"
+    if layers:
+        names = list(layers)
+        text += " over " + (", ".join(names) if len(names) <= 4 else f"{names[0]} ... {names[-1]} ({len(names)} layers)")
+    return text
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
@@ -48,11 +83,14 @@ def plot_overlay_rows(
     value_range: Optional[Tuple[float, float]] = None,
     cell_size: float = 1.5,
     box_thickness: Optional[int] = None,
+    frame_numbers: Optional[Sequence[int]] = None,
+    notes: Optional[Mapping[str, str]] = None,
 ):
     """A grid of frames: one row per map (plus the input frames on top), one column per frame.
 
     The building block of the paper's figures 2-4 and 6. A row whose map is ``None`` shows the
-    plain frames.
+    plain frames. Columns are labelled ``t=<frame number>``; a row whose map has no positive
+    value gets ``notes[label]`` (or :data:`EMPTY_MAP_NOTE`) under its label.
 
     Args:
         video: the clip (see the module docstring).
@@ -66,6 +104,9 @@ def plot_overlay_rows(
         alpha, cmap, per_frame, value_range: see :func:`overlay`.
         cell_size: inches per frame cell.
         box_thickness: see :func:`draw_boxes`.
+        frame_numbers: the true frame number of each frame of ``video`` (when ``video`` holds a
+            selection of a longer video's frames); default ``0 .. T - 1``.
+        notes: ``{row label: text}`` written under that row's label (e.g. why a map is empty).
 
     Returns:
         ``matplotlib.figure.Figure``.
@@ -81,19 +122,28 @@ def plot_overlay_rows(
     all_rows = ([("input", None)] if show_input else []) + list(rows.items())
     if not all_rows:
         raise ValueError("rows: expected at least one row")
-    boxes = dict(boxes or {})
-    unknown = set(boxes) - set(rows)
-    if unknown:
-        raise ValueError(f"boxes: keys {sorted(unknown)} are not row labels {list(rows)}")
+    boxes, notes = dict(boxes or {}), dict(notes or {})
+    for name, given in (("boxes", boxes), ("notes", notes)):
+        unknown = set(given) - set(rows)
+        if unknown:
+            raise ValueError(f"{name}: keys {sorted(unknown)} are not row labels {list(rows)}")
+    if frame_numbers is not None:
+        frame_numbers = [int(f) for f in frame_numbers]
+        if len(frame_numbers) != T:
+            raise ValueError(f"frame_numbers: expected one number per frame of video ({T}), got {len(frame_numbers)}")
 
     sel = torch.as_tensor(idx)
-    cells = []
+    cells, row_labels = [], []
     for label, m in all_rows:  # overlays and boxes on the shown frames only
+        text = textwrap.fill(str(label), 16)
         if m is None:
             img = base[sel].numpy()
         else:  # normalized over the whole clip (or per frame), then only the shown frames coloured
             full = normalize_maps(_resize_maps(_as_maps(m, f"rows[{label!r}]"), (T, H, W)), per_frame=per_frame)
             img = overlay(base[sel], full[sel], alpha=alpha, cmap=cmap, normalize=False)
+            if not bool((full > 0).any()) or label in notes:
+                text += "\n" + textwrap.fill(notes.get(label, EMPTY_MAP_NOTE), 20)
+        row_labels.append(text)
         if gt_boxes is not None:
             img = draw_boxes(img, _as_tensor(gt_boxes, "gt_boxes")[sel], color=GT_COLOR, thickness=box_thickness)
         if label in boxes:
@@ -105,9 +155,9 @@ def plot_overlay_rows(
     fig = _new_figure(cell_size * len(idx) * W / H + 1.2, cell_size * len(all_rows) + (0.4 if title else 0.1))
     ax = fig.add_subplot(1, 1, 1)
     ax.imshow(grid)
-    ax.set_xticks([c * (W + gap) + W / 2 for c in range(len(idx))], [f"t={t}" for t in idx], fontsize=8)
-    ax.set_yticks([r * (H + gap) + H / 2 for r in range(len(all_rows))],
-                  [textwrap.fill(str(label), 16) for label, _ in all_rows], fontsize=9)
+    shown = idx if frame_numbers is None else [frame_numbers[i] for i in idx]
+    ax.set_xticks([c * (W + gap) + W / 2 for c in range(len(idx))], [f"t={t}" for t in shown], fontsize=8)
+    ax.set_yticks([r * (H + gap) + H / 2 for r in range(len(all_rows))], row_labels, fontsize=9)
     ax.xaxis.tick_top()
     ax.tick_params(length=0)
     for spine in ax.spines.values():

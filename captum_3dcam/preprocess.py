@@ -1,7 +1,8 @@
 """Frames to model input and coordinates back: per-model preprocessing and :class:`ClipGeometry`.
 
-Lives here: :func:`preprocess_i3d` / :func:`preprocess_resnext` (and the general
-:func:`preprocess_clip`, the plain :func:`frames_to_clip`) turn decoded frames ``(T, H, W, 3)`` into
+Lives here: :func:`preprocess_i3d` / :func:`preprocess_resnext` / :func:`preprocess_torchvision` (the
+weights' own ``weights.transforms()``), the general :func:`preprocess_clip` and the plain
+:func:`frames_to_clip` turn decoded frames ``(T, H, W, 3)`` into
 a model input ``(1, 3, T, h, w)`` and return a :class:`ClipGeometry` that maps maps and boxes at
 model resolution back to the original frame's pixels. Does not live here: decoding and encoding
 (:mod:`captum_3dcam.video`), sliding windows over long videos (:mod:`captum_3dcam.windows`).
@@ -23,7 +24,7 @@ from ._utils import checked_boxes, compute_dtype
 
 __all__ = [
     "ClipGeometry", "centre_frame_indices", "preprocess_clip", "preprocess_i3d", "preprocess_resnext",
-    "frames_to_clip", "I3D_MIN_FRAMES", "ACTIVITYNET_MEAN",
+    "preprocess_torchvision", "frames_to_clip", "I3D_MIN_FRAMES", "ACTIVITYNET_MEAN",
 ]
 
 I3D_MIN_FRAMES = 9
@@ -294,6 +295,59 @@ def preprocess_resnext(frames: torch.Tensor, num_frames: Optional[int] = 16) -> 
         frames, short_side=112, crop_size=112, scale=1.0, mean=ACTIVITYNET_MEAN, std=(1.0, 1.0, 1.0),
         num_frames=num_frames,
     )
+
+
+def preprocess_torchvision(
+    frames: torch.Tensor, transform, num_frames: Optional[int] = None, min_frames: int = 1,
+) -> Tuple[torch.Tensor, ClipGeometry]:
+    """A torchvision video model's input through its weights' own transforms, with the geometry back.
+
+    ``transform`` is ``weights.transforms()`` (e.g. ``R3D_18_Weights.KINETICS400_V1.transforms()``:
+    resize to ``resize_size``, centre crop ``crop_size``, ``/ 255``, normalize by the Kinetics mean
+    and std). It is applied as it is, 32 frames at a time; this function only adds the
+    :class:`ClipGeometry` of that resize and crop (torchvision's rounding of the crop offset), so
+    maps and boxes map back to the frame. torchvision itself is not imported here.
+
+    Args:
+        frames: ``(T, H, W, 3)`` RGB ``uint8`` (what :func:`~captum_3dcam.video.read_video` returns).
+        transform: a ``torchvision.transforms._presets.VideoClassification`` (anything with
+            ``resize_size``, ``crop_size`` and a ``(T, C, H, W) -> (C, T, h, w)`` call).
+        num_frames: keep the centre ``num_frames`` (``None``: every frame).
+        min_frames: the fewest frames the model accepts (S3D: 14).
+
+    Returns:
+        ``(clip (1, 3, T', h, w), geometry)``, ``(h, w) = crop_size``.
+
+    Shape:
+        ``(T, H, W, 3)`` uint8 -> ``(1, 3, T', h, w)``
+    """
+    _check_frames(frames)
+    if frames.dtype != torch.uint8:
+        raise TypeError(f"frames: torchvision's video transforms expect uint8 frames, got {frames.dtype}")
+    for attribute in ("resize_size", "crop_size"):
+        if not hasattr(transform, attribute) or not callable(transform):
+            raise TypeError(f"transform: expected weights.transforms() of a torchvision video model (with "
+                            f"{attribute}), got {type(transform).__name__}")
+    total, h, w, _ = frames.shape
+    indices = centre_frame_indices(total, num_frames)
+    if len(indices) < min_frames:
+        raise ValueError(f"frames: the model needs at least {min_frames} frames, got {len(indices)}")
+    size, (ch, cw) = [int(v) for v in transform.resize_size], [int(v) for v in transform.crop_size]
+    if len(size) == 2:  # torchvision.transforms.functional.resize: (h, w) exactly
+        hr, wr = size
+    else:  # one int: the short side, the long side truncated as torchvision does
+        hr, wr = (size[0], int(size[0] * w / h)) if h <= w else (int(size[0] * h / w), size[0])
+    if ch > hr or cw > wr:
+        raise ValueError(f"transform: crop {ch}x{cw} is larger than the resized frame {hr}x{wr}")
+    top, left = int(round((hr - ch) / 2.0)), int(round((wr - cw) / 2.0))  # torchvision's center_crop
+    chunks = []
+    for start in range(0, len(indices), _CHUNK):
+        stop = min(start + _CHUNK, len(indices))
+        chunks.append(transform(frames[indices[start] : indices[stop - 1] + 1].permute(0, 3, 1, 2)))
+    clip = torch.cat(chunks, dim=1).unsqueeze(0)
+    geometry = ClipGeometry(frame_size=(int(h), int(w)), resized_size=(hr, wr),
+                            crop_box=(left, top, left + cw, top + ch), frame_indices=indices)
+    return clip, geometry
 
 
 def frames_to_clip(

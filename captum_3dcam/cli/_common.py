@@ -1,7 +1,7 @@
 """What every ``captum-3dcam`` command shares: argument types, the common options, error lines.
 
-Lives here: :func:`add_command` (a subcommand with ``--no-progress``, ``--debug`` and optionally
-``--device``), the argument types :func:`positive_int`, :func:`fraction`, :func:`device`, and
+Lives here: :func:`add_command` (a subcommand with ``--quiet`` (alias ``--no-progress``), ``--debug``
+and ``--device``), the argument types :func:`positive_int`, :func:`fraction`, :func:`device`, and
 :func:`run_command` (a user's mistake becomes one line on stderr and exit status 2). Does not
 live here: any command (one module each in :mod:`captum_3dcam.cli`) or library logic.
 """
@@ -49,9 +49,15 @@ def device(text: str) -> str:
 
 
 def add_command(subparsers, name: str, *, help: str, description: str, with_device: bool = True):
-    """A subcommand parser with the options every command has; returns it for the command's own."""
+    """A subcommand parser with the options every command has; returns it for the command's own.
+
+    Every command gets ``-q/--quiet`` (also spelled ``--no-progress``; both set ``args.no_progress``:
+    no progress bars and no step messages on stderr, results still printed), ``--debug`` and
+    ``--device auto|cpu|cuda|cuda:N``. ``with_device=False`` is for a command that runs no model.
+    """
     parser = subparsers.add_parser(name, help=help, description=description)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars or messages")
+    parser.add_argument("-q", "--quiet", "--no-progress", dest="no_progress", action="store_true",
+                        help="no progress bars or step messages on stderr (results are still printed)")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     if with_device:
         parser.add_argument("--device", type=device, default="auto",

@@ -25,7 +25,9 @@ def run(args) -> int:
     """Run the demo; its report and figures go to ``--out``."""
     from ..demo import run_demo
 
-    run_demo(args.out, checkpoint=args.checkpoint, retrain=args.retrain, quick=args.quick,
+    result = run_demo(args.out, checkpoint=args.checkpoint, retrain=args.retrain, quick=args.quick,
              test_videos=args.test_videos, threshold=args.threshold, seed=args.seed, device=args.device,
              progress=not args.no_progress)
+    print(result["table"])
+    print(f"\nwrote {result['files']['report']} and figures in {args.out} ({result['seconds']['total']:.0f} s)")
     return 0

@@ -30,6 +30,8 @@ def add_parser(subparsers):
     p.add_argument("--clip-len", type=positive_int, help="window length in frames (default: the model's: i3d 64)")
     p.add_argument("--stride", type=positive_int, help="window step in frames (default: half the window)")
     p.add_argument("--max-frames", type=positive_int, help="decode at most this many frames")
+    p.add_argument("--batch-size", type=positive_int, default=1,
+                   help="windows per forward/backward pass (default 1; raise it to fill a GPU)")
     p.add_argument("--threshold", type=fraction, default=0.5,
                    help="box and segment threshold, fraction of the maximum (default 0.5)")
     p.add_argument("--labels", dest="labels_file", help="class names, one per line")
@@ -49,11 +51,15 @@ def run(args) -> int:
         aggregation=args.aggregation, counterfactual=args.counterfactual, target=args.target,
         clip_len=args.clip_len, stride=args.stride, max_frames=args.max_frames, threshold=args.threshold,
         labels_file=args.labels_file, out=out, gif=not args.no_gif, mp4=not args.no_mp4, device=args.device,
-        progress=not args.no_progress)
+        batch_size=args.batch_size, progress=not args.no_progress)
     print(f"{'rank':>4}  {'prob':>6}  class")
     for row in result["top5"]:
         print(f"{row['rank']:>4}  {row['probability']:6.3f}  {row['label']} ({row['index']})")
     segs = ", ".join(f"{s}-{e}" for s, e in result["segments"].tolist()) or "none"
     print(f"explained: {result['target_label']}; action segments (frames, end exclusive): {segs}")
+    sec = result["seconds"]
+    print(f"3DCam: {len(result['windows'])} window(s) in {sec['attribution']:.1f} s "
+          f"({sec['per_window']:.2f} s per window of {result['windows'][0][1] - result['windows'][0][0]} frames, "
+          f"{args.batch_size} per pass, device {result['device']})")
     print(f"wrote {out}/: " + ", ".join(Path(p).name for p in result["files"].values()))
     return 0

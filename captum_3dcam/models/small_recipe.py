@@ -141,7 +141,7 @@ def train_small_model(
 
 
 def load_or_train_small_model(
-    path: PathLike,
+    path: Optional[PathLike] = None,
     *,
     seed: int = 0,
     progress: bool = True,
@@ -150,10 +150,11 @@ def load_or_train_small_model(
 ):
     """The trained default model: loaded from ``path`` when it holds a finished run, else trained.
 
+    ``path=None`` is the cache that ``captum-3dcam demo`` uses (:func:`default_small_checkpoint`).
     A checkpoint with fewer epochs than the recipe is resumed; a finished one is only loaded.
     Returns :class:`Small3DCNN` in ``eval()`` mode on ``device``.
     """
-    path = as_path(path, "path", kind="file")
+    path = as_path(path, "path", kind="file") if path is not None else default_small_checkpoint(seed, **recipe_overrides)
     recipe = {**SMALL_MODEL_RECIPE, **recipe_overrides}
     state = _matching_checkpoint(path, recipe, seed)
     if state is not None and state["epoch"] >= recipe["epochs"]:
