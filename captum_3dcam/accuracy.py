@@ -112,18 +112,16 @@ def evaluate(
     was_training = model.training
     model.eval()
     probs, labels, loss_sum = [], [], 0.0
-    try:
-        if mine:
-            loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-            bar = progress_bar(loader, "eval", unit="batch", enabled=progress and rank == 0, leave=False)
-            for batch in bar:
-                x, y = split_batch(batch)
-                x, y = x.to(device), torch.as_tensor(y).to(device)
-                with autocast(device, dtype):
-                    logits = model(x)
-                loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
-                probs.append(logits.float().softmax(-1).cpu())
-                labels.append(y.cpu())
+    try:  # iterated even by a rank without videos: every rank draws the loader's seed from the global RNG
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        for batch in progress_bar(loader, "eval", unit="batch", enabled=progress and rank == 0, leave=False):
+            x, y = split_batch(batch)
+            x, y = x.to(device), torch.as_tensor(y).to(device)
+            with autocast(device, dtype):
+                logits = model(x)
+            loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
+            probs.append(logits.float().softmax(-1).cpu())
+            labels.append(y.cpu())
     finally:
         model.train(was_training)
     clip_hits = video_hits = mixed = 0.0

@@ -13,7 +13,8 @@ Under a process group of several ranks (``torchrun``: :mod:`captum_3dcam.distrib
 the same call trains with ``DistributedDataParallel``: each rank takes its ``DistributedSampler`` shard
 (``set_epoch`` every epoch) of ``batch_size`` clips per step, so the global batch is
 ``batch_size x world_size``; the gradients are averaged, the metrics summed over ranks with
-``all_reduce``, and rank 0 alone writes the checkpoint (atomically). ``dtype="bfloat16"`` runs the
+``all_reduce`` (the training figures count the few clips the sampler repeats to even out the shards;
+the test figures are exact), and rank 0 alone writes the checkpoint (atomically). ``dtype="bfloat16"`` runs the
 forward passes under ``torch.autocast`` (meant for GPUs; the weights stay float32).
 
 Lives here: :class:`TrainConfig`, :func:`train`, the checkpoints (:func:`save_checkpoint`,
@@ -278,7 +279,7 @@ def train(
 
     total, squares = ddp.all_reduce_sum([start, start * start], device)
     if total * total != squares * ddp.get_world_size():  # not every rank resumes the same epoch
-        raise RuntimeError(f"resume: the ranks found checkpoints of different epochs (this rank: {start}); "
+        raise ValueError(f"resume: the ranks found checkpoints of different epochs (this rank: {start}); "
                            "under several nodes the checkpoint must be on a file system every rank reads")
     eval_bs = config.eval_batch_size or config.batch_size
     main, net = ddp.is_main_process(), ddp.wrap_ddp(model, device)

@@ -54,8 +54,12 @@ def _worker(rank, world, port, out_dir, task):
     with init_distributed("cpu") as ctx:
         result = {"rank": ctx.rank, "world": ctx.world_size, "backend": ctx.backend,
                   "queries": [ddp.is_distributed(), ddp.get_rank(), ddp.get_world_size(), ddp.is_main_process()]}
+        torch.manual_seed(0)  # the same global RNG on both ranks; evaluate must keep it so
         result["metrics"] = evaluate(nn.Identity(), LogitsDataset(LOGITS, LABELS, VIDEOS), batch_size=2)
         result["sum"] = ddp.all_reduce_sum([rank + 1, 10.0])
+        # one video: rank 1 scores nothing, yet gets the numbers and draws from the RNG like rank 0
+        result["one_video"] = evaluate(nn.Identity(), LogitsDataset(LOGITS[:3], LABELS[:3], VIDEOS[:3]))
+        result["rng"] = torch.get_rng_state().tolist()
         if task == "train":  # a tiny MLP with DDP
             from captum_3dcam.training import train
 
@@ -68,6 +72,11 @@ def _worker(rank, world, port, out_dir, task):
                          checkpoint=Path(out_dir) / "ck.pt")
             result["history"] = hist
             result["weights"] = [p.detach().flatten().tolist() for p in model.parameters()]
+            ck = Path(out_dir) / ("ck.pt" if rank == 0 else "elsewhere.pt")  # rank 1 cannot see rank 0's file
+            try:
+                train(model, ds, ds, epochs=4, batch_size=4, lr=0.2, progress=False, checkpoint=ck, resume=True)
+            except ValueError as exc:
+                result["resume_error"] = str(exc)
     (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(result))
 
 
@@ -117,6 +126,8 @@ def test_metrics_reduced_across_two_ranks_equal_one_process(two_ranks):
         assert r["metrics"]["num_clips"] == 7 and r["metrics"]["num_videos"] == 4
         for key in ("loss", "clip_accuracy", "video_accuracy"):
             assert r["metrics"][key] == pytest.approx(single[key], rel=1e-6), key
+        assert r["one_video"]["num_videos"] == 1 and r["one_video"]["clip_accuracy"] == pytest.approx(2 / 3)
+    assert two_ranks[1][0]["rng"] == two_ranks[1][1]["rng"]
 
 
 @pytest.mark.slow
@@ -125,6 +136,8 @@ def test_ddp_training_keeps_ranks_identical_and_rank_0_writes(two_ranks):
     assert r0["weights"] == r1["weights"]  # rank 0's initial weights broadcast, gradients averaged
     assert r0["history"] == [{**h, "seconds": r0["history"][i]["seconds"]} for i, h in enumerate(r1["history"])]
     assert r0["history"][-1]["test_clip_accuracy"] > 0.8
+    for r in (r0, r1):  # resuming from different epochs is refused on every rank, not a hang
+        assert "different epochs" in r["resume_error"]
     from captum_3dcam.training import load_checkpoint
 
     state = load_checkpoint(tmp_path / "ck.pt")

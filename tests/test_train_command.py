@@ -309,3 +309,32 @@ def test_cuda_bfloat16_run(tmp_path):
                        optimizer="adam", lr=0.003, **{**TINY, "device": "cuda", "train_videos": 40})
     assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
     assert load_model("small", tmp_path / "checkpoint.pt").labels[0] == "move_right"
+
+
+@pytest.mark.data
+def test_real_ucf101_24_video_trains_and_loads(shared_data, tmp_path):
+    """The real-data path on the one real UCF101 video: act-detector layout, PyAV decoding, the
+    model's preprocessing, a 24-class head; then the checkpoint loads with its UCF101-24 labels."""
+    pytest.importorskip("av")
+    import pickle
+
+    src = shared_data / "ucf101_24"
+    with open(src / "gt_tubes_sample.pkl", "rb") as f:
+        tubes = pickle.load(f, encoding="latin1")
+    with open(src / "act_detector_gt_sample.pkl", "rb") as f:
+        labels = pickle.load(f, encoding="latin1")["labels"]
+    name = "Basketball/v_Basketball_g01_c01"
+    gt = {"labels": labels, "gttubes": {name: tubes[name]}, "nframes": {name: 141},
+          "train_videos": [[name]] * 3, "test_videos": [[name]] * 3, "resolution": {name: (240, 320)}}
+    (tmp_path / "root" / "Basketball").mkdir(parents=True)
+    (tmp_path / "root" / "Basketball" / "v_Basketball_g01_c01.avi").symlink_to(src / "v_Basketball_g01_c01.avi")
+    with open(tmp_path / "gt.pkl", "wb") as f:
+        pickle.dump(gt, f)
+    result = run_train("ucf101-24", root=tmp_path / "root", annotations=tmp_path / "gt.pkl", out=tmp_path / "run",
+                       model="small", gates="last", epochs=1, **{**TINY, "train_videos": None,
+                                                                "test_videos": None, "clip_len": 16})
+    metrics = json.loads(result["metrics"].read_text())
+    assert metrics["classes"] == 24 and metrics["train_clips"] == 141 // 16 and metrics["test_clips"] == 8
+    assert metrics["model"]["input_shape"] == [3, 16, 64, 64]
+    model = load_model("small", tmp_path / "run" / "checkpoint.pt")
+    assert model.labels[0] == "Basketball" and model(torch.zeros(1, 3, 16, 64, 64)).shape == (1, 24)
