@@ -7,7 +7,8 @@ the two accuracies of the paper's Table 6 on the test set (clip-wise and video-w
 :func:`captum_3dcam.accuracy.evaluate`) and writes a checkpoint (model, optimizer, scheduler, RNG
 state, epoch, config, history). A run resumes from such a checkpoint and continues exactly as the
 uninterrupted run would have: the batch order of epoch ``e`` depends only on ``(seed, e)`` and the
-RNG state is restored.
+RNG state is restored (under several ranks, or on a GPU, the generators are reseeded at the start of
+every epoch from ``(seed, epoch, rank)`` instead: each rank draws its own dropout masks).
 
 Under a process group of several ranks (``torchrun``: :mod:`captum_3dcam.distributed`, :mod:`captum_3dcam.ddp`)
 the same call trains with ``DistributedDataParallel``: each rank takes its ``DistributedSampler`` shard
@@ -291,8 +292,10 @@ def train(
         for epoch in epochs:
             t0 = time.perf_counter()
             model.train()
+            if ddp.get_world_size() > 1:  # each rank its own dropout, yet a function of (seed, epoch, rank)
+                torch.manual_seed(config.seed * 100003 + epoch * 1009 + ddp.get_rank() + 1)
             if device.type == "cuda":  # the CUDA generator is not in the checkpoint: reseed per epoch
-                torch.cuda.manual_seed(config.seed * 100003 + epoch)
+                torch.cuda.manual_seed(config.seed * 100003 + epoch * 1009 + ddp.get_rank())
             loader = _loader(train_set, config.batch_size, True, config.seed * 100003,
                              config.num_workers, epoch)
             lr = optimizer.param_groups[0]["lr"]
