@@ -1,36 +1,46 @@
-"""Training loop: the paper's recipe (SGD, lr 0.001, x0.1 every 50 epochs), resumable.
+"""Training loop: the paper's recipe (SGD, lr 0.001, x0.1 every 50 epochs), resumable, one process
+or DistributedDataParallel under torchrun.
 
 The loop fits any ``nn.Module`` whose ``forward(x)`` returns logits ``(N, num_classes)`` on a
 dataset that yields ``(clip, boxes, label)`` (or ``(clip, label)``). After each epoch it measures
-the two accuracies of the paper's Table 6 on the test set:
+the two accuracies of the paper's Table 6 on the test set (clip-wise and video-wise,
+:func:`captum_3dcam.accuracy.evaluate`) and writes a checkpoint (model, optimizer, scheduler, RNG
+state, epoch, config, history). A run resumes from such a checkpoint and continues exactly as the
+uninterrupted run would have: the batch order of epoch ``e`` depends only on ``(seed, e)`` and the
+RNG state is restored (under several ranks, or on a GPU, the generators are reseeded at the start of
+every epoch from ``(seed, epoch, rank)`` instead: each rank draws its own dropout masks).
 
-    frame-wise (clip) accuracy  = mean over clips i of  [argmax_c y_i[c] == label_i]
-    video-wise accuracy         = mean over videos v of [argmax_c mean_{i in v} softmax(y_i)[c] == label_v]
+Under a process group of several ranks (``torchrun``: :mod:`captum_3dcam.distributed`, :mod:`captum_3dcam.ddp`)
+the same call trains with ``DistributedDataParallel``: each rank takes its ``DistributedSampler`` shard
+(``set_epoch`` every epoch) of ``batch_size`` clips per step, so the global batch is
+``batch_size x world_size``; the gradients are averaged, the metrics summed over ranks with
+``all_reduce`` (the training figures count the few clips the sampler repeats to even out the shards;
+the test figures are exact), and rank 0 alone writes the checkpoint (atomically). ``dtype="bfloat16"`` runs the
+forward passes under ``torch.autocast`` (meant for GPUs; the weights stay float32).
 
-(the clips of a video are grouped by the dataset's ``video_ids`` / ``video_id(i)``), and writes a
-checkpoint (model, optimizer, scheduler, RNG state, epoch, config, history). A run resumes from
-such a checkpoint and continues exactly as the uninterrupted run would have: the batch order of
-epoch ``e`` depends only on ``(seed, e)`` and the RNG state is restored.
-
-Lives here: :class:`TrainConfig`, :func:`train`, :func:`evaluate`, the checkpoints
-(:func:`save_checkpoint`, :func:`load_checkpoint`) and :func:`video_ids_of` — for any model and
-dataset. Does not live here: the embedded small model's recipe (``train_small_model``,
-``load_or_train_small_model``), in :mod:`captum_3dcam.models.small_recipe` (still importable from
-here, deprecated), nor the gated classifier (:mod:`captum_3dcam.gating`).
+Lives here: :class:`TrainConfig`, :func:`train`, the checkpoints (:func:`save_checkpoint`,
+:func:`load_checkpoint`) — for any model and dataset; :func:`evaluate` and :func:`video_ids_of` are
+re-exported from :mod:`captum_3dcam.accuracy`. Does not live here: the embedded small model's
+recipe (``train_small_model``, ``load_or_train_small_model``), in
+:mod:`captum_3dcam.models.small_recipe` (still importable from here, deprecated), nor the gated
+classifier (:mod:`captum_3dcam.gating`), nor the ``captum-3dcam train`` command
+(:mod:`captum_3dcam.recognition`).
 """
 import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ._safe_load import CheckpointError, load_states, torch_load_weights_only
 from ._utils import as_path, progress_bar
+from . import ddp
+from .accuracy import autocast, evaluate, split_batch, video_ids_of
 
 __all__ = [
     "TrainConfig",
@@ -62,6 +72,7 @@ class TrainConfig:
         num_workers: DataLoader workers.
         eval_batch_size: clips per evaluation step (default: ``batch_size``).
         progress: show tqdm progress bars.
+        dtype: ``"float32"`` or ``"bfloat16"`` (forward passes under ``torch.autocast``).
     """
 
     epochs: int = 100
@@ -77,6 +88,7 @@ class TrainConfig:
     num_workers: int = 0
     eval_batch_size: Optional[int] = None
     progress: bool = True
+    dtype: str = "float32"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "step_size"):
@@ -89,6 +101,8 @@ class TrainConfig:
             raise ValueError(f"eval_batch_size: expected a positive int or None, got {self.eval_batch_size!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype: expected 'float32' or 'bfloat16', got {self.dtype!r}")
         if not self.lr > 0:
             raise ValueError(f"lr: expected > 0, got {self.lr!r}")
         if self.momentum < 0 or self.weight_decay < 0 or self.gamma <= 0:
@@ -103,100 +117,16 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def video_ids_of(dataset: Dataset) -> List[Any]:
-    """Video id of every item: ``dataset.video_ids``, ``dataset.video_id(i)``, through ``Subset``.
-
-    A dataset that offers neither gets one video per item (video-wise = clip-wise accuracy).
-    """
-    if isinstance(dataset, Subset):
-        parent = video_ids_of(dataset.dataset)
-        return [parent[i] for i in dataset.indices]
-    ids = getattr(dataset, "video_ids", None)
-    if ids is not None:
-        ids = list(ids)
-        if len(ids) != len(dataset):
-            raise ValueError(
-                f"dataset.video_ids: expected {len(dataset)} entries (one per item), got {len(ids)}"
-            )
-        return ids
-    fn = getattr(dataset, "video_id", None)
-    if callable(fn):
-        return [fn(i) for i in range(len(dataset))]
-    return list(range(len(dataset)))
-
-
-def _split_batch(batch):
-    if not isinstance(batch, (list, tuple)) or len(batch) not in (2, 3):
-        raise TypeError(
-            "dataset items: expected (clip, boxes, label) or (clip, label), "
-            f"got {type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'}"
-        )
-    return batch[0], batch[-1]
-
-
-def _loader(dataset, batch_size, shuffle, seed, num_workers) -> DataLoader:
-    gen = torch.Generator().manual_seed(seed) if shuffle else None
+def _loader(dataset, batch_size, shuffle, seed, num_workers, epoch=0) -> DataLoader:
+    """One process: shuffled by a generator seeded ``seed + epoch``; several ranks: each rank gets
+    its ``DistributedSampler`` shard (seeded by ``seed``, reshuffled by ``set_epoch``)."""
+    if shuffle and ddp.is_distributed():
+        sampler = DistributedSampler(dataset, shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
+    gen = torch.Generator().manual_seed(seed + epoch) if shuffle else None
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=gen,
                       num_workers=num_workers, drop_last=False)
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    dataset: Dataset,
-    *,
-    batch_size: int = 8,
-    device: Union[str, torch.device] = "cpu",
-    num_workers: int = 0,
-    progress: bool = False,
-) -> Dict[str, float]:
-    """Clip-wise (frame-wise) and video-wise accuracy and mean loss of ``model`` on ``dataset``.
-
-    Video-wise: the softmax scores of a video's clips are averaged and the argmax compared with
-    the video's label. The model is evaluated in ``eval()`` mode and its mode restored after.
-
-    Returns:
-        ``{"loss", "clip_accuracy", "video_accuracy", "num_clips", "num_videos"}``.
-
-    Shape:
-        items ``(clip (C, T, H, W), [boxes,] label)``; ``model``: ``(N, C, T, H, W) -> (N, num_classes)``
-    """
-    if len(dataset) == 0:
-        raise ValueError("dataset: expected at least one item, got an empty dataset")
-    device = torch.device(device)
-    vids = video_ids_of(dataset)
-    was_training = model.training
-    model.eval()
-    probs, labels, loss_sum = [], [], 0.0
-    try:
-        loader = _loader(dataset, batch_size, False, 0, num_workers)
-        for batch in progress_bar(loader, "eval", unit="batch", enabled=progress, leave=False):
-            x, y = _split_batch(batch)
-            x, y = x.to(device), torch.as_tensor(y).to(device)
-            logits = model(x)
-            loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-            probs.append(logits.float().softmax(-1).cpu())
-            labels.append(y.cpu())
-    finally:
-        model.train(was_training)
-    probs_t, labels_t = torch.cat(probs), torch.cat(labels)
-    clip_acc = (probs_t.argmax(-1) == labels_t).float().mean().item()
-    groups: Dict[Any, List[int]] = {}
-    for i, v in enumerate(vids):
-        groups.setdefault(v, []).append(i)
-    hits = []
-    for idx in groups.values():
-        video_label = labels_t[idx[0]]
-        if (labels_t[idx] != video_label).any():
-            raise ValueError("dataset: clips of one video carry different labels")
-        hits.append(float(probs_t[idx].mean(0).argmax() == video_label))
-    return {
-        "loss": loss_sum / len(labels_t),
-        "clip_accuracy": clip_acc,
-        "video_accuracy": sum(hits) / len(hits),
-        "num_clips": len(labels_t),
-        "num_videos": len(hits),
-    }
 
 
 def _make_optim(model: nn.Module, cfg: TrainConfig):
@@ -286,9 +216,14 @@ def train(
     checkpoint: Optional[PathLike] = None,
     resume: Union[bool, PathLike] = False,
     extra: Optional[Dict[str, Any]] = None,
+    on_epoch_end: Optional[Callable[[List[Dict[str, float]]], None]] = None,
     **overrides,
 ) -> List[Dict[str, float]]:
     """Fit ``model`` with SGD + step decay; evaluate and checkpoint after every epoch.
+
+    Under a process group of several ranks (see the module docstring) every rank calls it with the
+    same arguments; the model is wrapped in ``DistributedDataParallel`` for the run (and unwrapped
+    after), each rank reads the resumed checkpoint and rank 0 writes them.
 
     Args:
         model: returns logits ``(N, num_classes)`` for a clip batch ``(N, C, T, H, W)``; it is
@@ -302,6 +237,7 @@ def train(
             checkpoint to resume from. The epochs already done are skipped; ``config.epochs``
             is the total.
         extra: stored in the checkpoints under ``"extra"`` (e.g. how to rebuild the model).
+        on_epoch_end: called with the history after each epoch's checkpoint, on rank 0 only.
 
     Returns:
         The history: one dict per epoch with ``epoch``, ``lr``, ``train_loss``,
@@ -342,48 +278,64 @@ def train(
         if state.get("rng_state") is not None:
             torch.set_rng_state(state["rng_state"])
 
+    total, squares = ddp.all_reduce_sum([start, start * start], device)
+    if total * total != squares * ddp.get_world_size():  # not every rank resumes the same epoch
+        raise ValueError(f"resume: the ranks found checkpoints of different epochs (this rank: {start}); "
+                           "under several nodes the checkpoint must be on a file system every rank reads")
     eval_bs = config.eval_batch_size or config.batch_size
+    main, net = ddp.is_main_process(), ddp.wrap_ddp(model, device)
+    show = config.progress and main
     was_training = model.training
     try:
-        epochs = progress_bar(range(start, config.epochs), "epochs", unit="epoch", enabled=config.progress,
+        epochs = progress_bar(range(start, config.epochs), "epochs", unit="epoch", enabled=show,
                               initial=start, total=config.epochs)
         for epoch in epochs:
             t0 = time.perf_counter()
             model.train()
-            loader = _loader(train_set, config.batch_size, True, config.seed * 100003 + epoch,
-                             config.num_workers)
+            if ddp.get_world_size() > 1:  # each rank its own dropout, yet a function of (seed, epoch, rank)
+                torch.manual_seed(config.seed * 100003 + epoch * 1009 + ddp.get_rank() + 1)
+            if device.type == "cuda":  # the CUDA generator is not in the checkpoint: reseed per epoch
+                torch.cuda.manual_seed(config.seed * 100003 + epoch * 1009 + ddp.get_rank())
+            loader = _loader(train_set, config.batch_size, True, config.seed * 100003,
+                             config.num_workers, epoch)
             lr = optimizer.param_groups[0]["lr"]
             loss_sum, correct, seen = 0.0, 0, 0
-            bar = progress_bar(loader, f"epoch {epoch + 1}", unit="batch", enabled=config.progress, leave=False)
+            bar = progress_bar(loader, f"epoch {epoch + 1}", unit="batch", enabled=show, leave=False)
             for batch in bar:
-                x, y = _split_batch(batch)
+                x, y = split_batch(batch)
                 x, y = x.to(device), torch.as_tensor(y).to(device)
-                logits = model(x)
-                loss = nn.functional.cross_entropy(logits, y)
+                with autocast(device, config.dtype):
+                    logits = net(x)
+                loss = nn.functional.cross_entropy(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.item() * len(y)
                 correct += (logits.argmax(-1) == y).sum().item()
                 seen += len(y)
-                if config.progress:
+                if show:
                     bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
             scheduler.step()
+            loss_sum, correct, seen = ddp.all_reduce_sum([loss_sum, correct, seen], device)
             record = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen,
                       "train_accuracy": correct / seen}
+            ddp.broadcast_buffers(model)  # rank 0's BatchNorm statistics, as in its checkpoint
             if test_set is not None:
                 m = evaluate(model, test_set, batch_size=eval_bs, device=device,
-                             num_workers=config.num_workers)
+                             num_workers=config.num_workers, dtype=config.dtype)
                 record.update(test_loss=m["loss"], test_clip_accuracy=m["clip_accuracy"],
                               test_video_accuracy=m["video_accuracy"])
             record["seconds"] = time.perf_counter() - t0
             history.append(record)
-            if config.progress:
+            if show:
                 epochs.set_postfix({k: f"{v:.3f}" for k, v in record.items()
                                     if k in ("train_loss", "test_clip_accuracy")})
-            if checkpoint is not None:
+            if checkpoint is not None and main:
                 save_checkpoint(checkpoint, model, optimizer, scheduler, epoch=epoch + 1,
                                 config=config, history=history, extra=extra)
+            if on_epoch_end is not None and main:
+                on_epoch_end(history)
+            ddp.barrier()
     finally:
         model.train(was_training)
     return history

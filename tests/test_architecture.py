@@ -21,14 +21,14 @@ LONG_DATA = {"captum_3dcam.models.kinetics400_labels"}
 #: Layers, low to high (docs/ARCHITECTURE.md). Names are module paths below ``captum_3dcam``;
 #: ``"models.*"`` covers a subpackage. A new module gets a row here (the test says so).
 LAYERS = [
-    ("base", ["errors", "_utils", "_safe_load"]),
+    ("base", ["errors", "_utils", "_safe_load", "distributed", "ddp"]),
     ("core", ["upsample", "layer_rules", "_hooks", "_validation", "attribution", "presets"]),
     ("localization and metrics", ["localization", "tubes", "metrics", "sanity", "faithfulness", "confidence", "imputation"]),
     ("models, video, datasets", ["models", "models.*", "video", "preprocess", "windows", "datasets",
-                                 "datasets.*", "gates", "gating", "training"]),
+                                 "datasets.*", "gates", "gating", "accuracy", "training"]),
     ("evaluation", ["evaluation", "evaluation.*"]),
     ("pictures", ["overlays", "figures", "visualization"]),
-    ("applications and CLI", ["explain", "demo", "pipeline", "cli", "cli.*", "__main__", ""]),
+    ("applications and CLI", ["explain", "demo", "recognition", "pipeline", "cli", "cli.*", "__main__", ""]),
 ]
 
 

