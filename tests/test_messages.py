@@ -65,7 +65,7 @@ NOT_PATHS = {
 }
 
 
-NONE_MEANS_DEFAULT = {"i3d_kinetics400", "load_small_checkpoint", "train_small_model"}
+NONE_MEANS_DEFAULT = {"i3d_kinetics400", "load_small_checkpoint", "train_small_model", "load_or_train_small_model"}
 
 
 @pytest.mark.parametrize("bad", sorted(NOT_PATHS))
