@@ -39,7 +39,10 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(REPO))
 from _results import write_results_block  # noqa: E402
+
+from captum_3dcam._safe_load import torch_load_weights_only  # noqa: E402
 
 BLOCK = "train-ddp"
 RECIPES = {"paper": ["--epochs", "2"], "adam": ["--epochs", "2", "--optimizer", "adam", "--lr", "0.003"],
@@ -89,12 +92,12 @@ def _kill_test(tmp: Path, reference: Path, data: list) -> dict:
     finished_early = proc.poll() is not None
     os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks
     proc.wait()
-    killed_at = torch.load(out / "checkpoint.pt", weights_only=True)["epoch"]
+    killed_at = torch_load_weights_only(out / "checkpoint.pt")["epoch"]
     restart = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True)
     if restart.returncode != 0:
         raise RuntimeError(f"restart failed:\n{restart.stderr[-3000:]}")
-    a = torch.load(reference / "checkpoint.pt", weights_only=True)
-    b = torch.load(out / "checkpoint.pt", weights_only=True)
+    a = torch_load_weights_only(reference / "checkpoint.pt")
+    b = torch_load_weights_only(out / "checkpoint.pt")
     diff = max(float((a["model"][k].double() - b["model"][k].double()).abs().max()) for k in a["model"])
     strip = lambda hs: [{k: v for k, v in h.items() if k != "seconds"} for h in hs]  # noqa: E731
     return {"finished_before_kill": finished_early, "killed_after_epoch": killed_at, "final_epoch": b["epoch"],
