@@ -49,12 +49,8 @@ if str(REPO) not in sys.path:  # running the script from a checkout without inst
     sys.path.insert(0, str(REPO))
 from benchmarks._results import write_results_block  # noqa: E402
 
-from captum_3dcam.faithfulness import (  # noqa: E402
-    confidence_scores,
-    curve_auc,
-    deletion_insertion_curves,
-    random_attribution,
-)
+from captum_3dcam.confidence import confidence_scores, random_attribution  # noqa: E402
+from captum_3dcam.faithfulness import curve_auc, deletion_insertion_curves  # noqa: E402
 
 RESULTS_BLOCK = "faithfulness"
 CLIPS = {  # name: (path under the data dir, window)
@@ -70,8 +66,10 @@ METHODS: Dict[str, Tuple[str, str, object]] = {
     "3dcam_gradcam": ("ours: gradcam rule", "ours", {"layer_rule": "gradcam"}),
     "3dcam_layercam": ("ours: layercam rule", "ours", {"layer_rule": "layercam"}),
     "3dcam_gradcampp": ("ours: gradcam++ rule", "ours", {"layer_rule": "gradcam++"}),
+    "3dcam_xgradcam": ("ours: xgradcam rule", "ours", {"layer_rule": "xgradcam"}),
     "3dcam_minmax": ("ours: 3DCam rule, min-max layers", "ours", {"normalize_layers": "minmax"}),
     "gradcampp_minmax": ("ours: gradcam++ rule, min-max layers", "ours", {"layer_rule": "gradcam++", "normalize_layers": "minmax"}),
+    "gradcampp_raw": ("ours: gradcam++ rule, raw layers", "ours", {"layer_rule": "gradcam++", "normalize_layers": False}),
     "pgc_gradcam": ("pytorch-grad-cam GradCAM", "pgc", "GradCAM"),
     "pgc_gradcampp": ("pytorch-grad-cam GradCAM++", "pgc", "GradCAMPlusPlus"),
     "pgc_layercam": ("pytorch-grad-cam LayerCAM", "pgc", "LayerCAM"),
@@ -108,7 +106,7 @@ def _pgc_module():
 
         return pytorch_grad_cam, None
     except Exception as exc:  # noqa: BLE001 - any import failure makes the peer unavailable
-        return None, f"pytorch-grad-cam not importable ({type(exc).__name__}: {exc}); run with /work/venv-peers/bin/python"
+        return None, f"pytorch-grad-cam not importable ({type(exc).__name__}: {exc}); run with the peers' venv (see benchmarks/README.md)"
 
 
 def _torchcam_module():
@@ -134,19 +132,14 @@ def unavailable_reason(model: nn.Module, layers: Sequence[nn.Module], method: st
     unknown = [k for k in spec if k not in params]
     if unknown:
         return f"the installed core's attribute() has no argument {unknown}"
-    torch.manual_seed(0)  # a tiny model: does the core accept these values, and do they change anything?
+    torch.manual_seed(0)  # a tiny model: does the installed core accept these values?
     tiny = nn.Sequential(nn.Conv3d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv3d(4, 4, 3, padding=1), nn.ReLU(),
                          nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
     x = torch.randn(2, 3, 4, 8, 8)
     try:
-        got = GlobalLocal3DCam(tiny, [tiny[1], tiny[3]]).attribute(x, target=0, **spec)
+        GlobalLocal3DCam(tiny, [tiny[1], tiny[3]]).attribute(x, target=0, **spec)
     except (ValueError, TypeError) as exc:
         return f"the installed core rejects {spec}: {exc}"
-    for key, value in spec.items():  # a string accepted as truthy (e.g. normalize_layers="minmax" on a bool API)
-        if isinstance(value, str) and key == "normalize_layers" and not isinstance(params[key].default, str):
-            plain = GlobalLocal3DCam(tiny, [tiny[1], tiny[3]]).attribute(x, target=0, **{**spec, key: True})
-            if torch.equal(plain, got):
-                return f"the installed core treats {key}={value!r} as True (not implemented yet)"
     return None
 
 

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real-frames", type=int, default=64, help="real clip: frames fed to I3D")
     p.add_argument("--threshold", default="0.5", help="box threshold (fraction of the frame max) or 'otsu'")
     p.add_argument("--region", default="largest", choices=["largest", "peak", "union"])
+    p.add_argument("--whole-windows", type=int, nargs=2, default=[64, 32], metavar=("CLIP_LEN", "STRIDE"),
+                   help="real clip: the whole video through sliding windows of CLIP_LEN frames every STRIDE frames")
+    p.add_argument("--skip-whole", action="store_true", help="real clip: no whole-video column")
     p.add_argument("--methods", nargs="+", default=None, help="subset of methods (default: all available)")
     p.add_argument("--no-sweep", action="store_true", help="only the main box configuration")
     p.add_argument("--skip-synthetic", action="store_true")
@@ -189,6 +192,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         columns["UCF101-24 basketball (I3D)"] = [res]
         meta["real"] = info
         _merge(methods_seen, res)
+        if not args.skip_whole:
+            items, whole = ucf_sample_items(args.data_dir, 10**6, start=0)
+            t0 = time.time()
+            res = evaluate_methods(model, default_layers(model), items, args.methods, batch_size=1,
+                                   windows=tuple(args.whole_windows), **kwargs)
+            print(f"[real video, all {whole['num_frames']} frames] {time.time() - t0:.1f} s", flush=True)
+            columns[f"UCF101-24 basketball, all {whole['num_frames']} frames (I3D, windows "
+                    f"{args.whole_windows[0]}/{args.whole_windows[1]})"] = [res]
+            meta["whole"] = dict(whole, windows=args.whole_windows)
+            _merge(methods_seen, res)
 
     if not columns:
         print("nothing to do (both --skip-synthetic and --skip-real)")
@@ -212,6 +225,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"Real clip: frames {r['start']}..{r['start'] + r['num_frames'] - 1} of {r['video_frames']} of v_Basketball_g01_c01 "
             f"(the window centred on the GT tube), I3D Kinetics-400 predicts *{r['predicted']}* ({r['probability']}); "
             "Acc2 counts it correct when the prediction is 'shooting basketball'. Maps at 224x224 are mapped back to 320x240."
+        )
+    if "whole" in meta:
+        w = meta["whole"]
+        header.append(
+            f"Whole video: all {w['num_frames']} frames of the same clip through sliding windows of {w['windows'][0]} frames "
+            f"every {w['windows'][1]} (`evaluate_methods(..., windows=...)`): the class is the argmax of the windows' mean "
+            "softmax, every method explains it in each window, its maps are averaged over overlapping windows, then boxes."
         )
     header += ["", "Peers: " + "; ".join(f"{k}: {v}" for k, v in meta["peers"].items()) + ".", ""]
     body = "\n".join(header) + "\n" + render(columns, methods_seen, main_config)

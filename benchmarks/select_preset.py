@@ -2,6 +2,9 @@
 
     python benchmarks/select_preset.py                 # the procedure, writes its block of RESULTS.md
     python benchmarks/select_preset.py --seeds 0 --num-videos 20 --no-write   # smoke run
+    python benchmarks/select_preset.py --archs small --json runs/sel_small.json --no-write &  # in parallel:
+    python benchmarks/select_preset.py --archs resnet --json runs/sel_resnet.json --no-write
+    python benchmarks/select_preset.py --from-json runs/sel_small.json runs/sel_resnet.json   # then merge
 
 The procedure:
 
@@ -32,7 +35,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -62,6 +65,7 @@ VARIANTS = {
 }
 REGIONS = ("largest", "peak", "union")
 PAPER = ("3dcam", "max", "sum", "all", 0.5, "largest")
+METRICS = ("pointing", "iou@0.5", "mean_iou")
 
 
 class _Block(nn.Module):
@@ -125,23 +129,30 @@ def load_model(arch: str, seed: int, checkpoint_dir: Path):
 
 
 def sanity_of(model, layers, clips, rules, norms, aggs, subsets) -> Dict[tuple, float]:
-    """Spearman correlation, trained vs fully re-initialized model, per map configuration."""
+    """Spearman correlation, trained vs fully re-initialized model, per map configuration.
+
+    One :func:`~captum_3dcam.sanity.cascading_randomization` serves every configuration: its
+    ``explain`` captures the layers once per step and returns the maps of all configurations stacked
+    along N (``(configs * N, 1, T, H, W)``), so each step costs one forward and backward pass."""
     from captum_3dcam.sanity import cascading_randomization
 
     names = {id(m): n for n, m in model.named_modules()}
     layer_names = [names[id(m)] for m in layers]
-    out = {}
-    for rule, norm, agg, sub in itertools.product(rules, norms, aggs, subsets):
-        chosen = [layer_names[i] for i in subset(layer_names, sub)]
+    configs = list(itertools.product(rules, norms, aggs, subsets))
 
-        def explain(m, x, t, chosen=chosen, rule=rule, norm=norm, agg=agg):
-            mods = dict(m.named_modules())
-            return GlobalLocal3DCam(m, [mods[n] for n in chosen]).attribute(
-                x, target=t, layer_rule=rule, normalize_layers=norm, aggregation=agg)
+    def explain(m, x, t):
+        mods = dict(m.named_modules())
+        cam = GlobalLocal3DCam(m, [mods[n] for n in layer_names])
+        acts, grads = cam._activations_and_gradients((x,), t, None, False, None)
+        size = tuple(x.shape[2:])
+        out = []
+        for rule, norm, agg, sub in configs:
+            maps = [layer_map(acts[i], grads[i], size, rule, False, norm) for i in subset(layer_names, sub)]
+            out.append(aggregate(maps, agg))
+        return torch.cat(out)
 
-        steps = cascading_randomization(model, explain, clips)
-        out[(rule, norm, agg, sub)] = float(steps[-1].spearman.mean())
-    return out
+    last = cascading_randomization(model, explain, clips)[-1].spearman.view(len(configs), clips.shape[0])
+    return {cfg: float(last[i].mean()) for i, cfg in enumerate(configs)}
 
 
 def subset(names: Sequence[str], which: str) -> List[int]:
@@ -202,20 +213,9 @@ def label(key) -> str:
     return f"{rule} / {norm or 'none'} / {agg} / {sub} / {thr} / {region}"
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--archs", nargs="+", default=["small", "resnet"], choices=["small", "resnet"])
-    p.add_argument("--num-videos", type=int, default=60)
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    p.add_argument("--checkpoint-dir", default=str(REPO / "runs"))
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", default=None)
-    p.add_argument("--top", type=int, default=15)
-    p.add_argument("--no-write", action="store_true")
-    p.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"))
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+def measure(args):
+    """``(by_variant, spearman, models)``: per variant ``{candidate: metrics}`` (mean over models) and
+    ``{map configuration: Spearman}`` (mean over models), from the models of ``--archs`` x ``--seeds``."""
     t0 = time.time()
     per_variant: Dict[str, List[Dict]] = {v: [] for v in args.variants}
     sanity: List[Dict[tuple, float]] = []
@@ -232,10 +232,47 @@ def main(argv=None) -> int:
         print(f"[{arch} seed {seed}] sanity, {time.time() - t0:.0f} s", flush=True)
     spearman = {k: sum(s[k] for s in sanity) / len(sanity) for k in sanity[0]}
     keys = list(per_variant[args.variants[0]][0])
-    metrics = ("pointing", "iou@0.5", "mean_iou")
-    by_variant = {v: {k: {m: sum(r[k][m] for r in runs) / len(runs) for m in metrics} for k in keys}
+    by_variant = {v: {k: {m: sum(r[k][m] for r in runs) / len(runs) for m in METRICS} for k in keys}
                   for v, runs in per_variant.items()}
-    mean = {k: {m: sum(by_variant[v][k][m] for v in by_variant) / len(by_variant) for m in metrics} for k in keys}
+    return by_variant, spearman, len(sanity)
+
+
+def save_measurements(path, by_variant, spearman, models: int, meta: Dict) -> None:
+    """Every number of :func:`measure`, keys as lists, for ``--from-json``."""
+    Path(path).write_text(json.dumps({
+        "meta": meta, "models": models,
+        "by_variant": [[v, list(k), m] for v, d in by_variant.items() for k, m in d.items()],
+        "sanity": [[list(k), s] for k, s in spearman.items()]}, indent=0))
+
+
+def merge_measurements(paths: Sequence[str]):
+    """Runs of :func:`save_measurements` merged as one run over all their models (weighted by count)."""
+    by_variant: Dict[str, Dict[tuple, Dict[str, float]]] = {}
+    spearman: Dict[tuple, float] = {}
+    metas, total = [], 0
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        n = data["models"]
+        total += n
+        metas.append(data["meta"])
+        for v, k, m in data["by_variant"]:
+            slot = by_variant.setdefault(v, {}).setdefault(tuple(k), {x: 0.0 for x in METRICS})
+            for x in METRICS:
+                slot[x] += n * m[x]
+        for k, s in data["sanity"]:
+            spearman[tuple(k)] = spearman.get(tuple(k), 0.0) + n * s
+    for d in by_variant.values():
+        for m in d.values():
+            for x in METRICS:
+                m[x] /= total
+    return by_variant, {k: s / total for k, s in spearman.items()}, total, metas
+
+
+def report(by_variant, spearman, *, description: str, top: int) -> Tuple[str, tuple, Optional[tuple]]:
+    """The block of RESULTS.md, LOCALIZE's and STRICT's candidate keys."""
+    variants = list(by_variant)
+    keys = list(by_variant[variants[0]])
+    mean = {k: {m: sum(by_variant[v][k][m] for v in variants) / len(variants) for m in METRICS} for k in keys}
     ranked = sorted(keys, key=lambda k: -score(mean[k]))
     best = score(mean[ranked[0]])
     near = [k for k in ranked if score(mean[k]) >= best - 0.005]
@@ -249,44 +286,83 @@ def main(argv=None) -> int:
     lines = [
         "## Choosing the LOCALIZE preset (validation data only)",
         "",
-        f"Command: `python benchmarks/select_preset.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
-        f"({time.time() - t0:.0f} s, torch {torch.__version__}, {args.threads} thread(s)).",
+        description,
         "",
-        f"Data: SyntheticActions `val` split, {args.num_videos} videos x 16 frames per seed and variant "
-        f"({', '.join(args.variants)}), Small3DCNN of seeds {args.seeds}; target = predicted class. Score = "
-        "(IoU>=0.5 + pointing) / 2, mean over seeds, then over variants (per-variant scores in the last columns). "
-        f"Candidates: {len(keys)} (rule / normalize_layers / aggregation / layers / threshold / region).",
+        f"Score = (IoU>=0.5 + pointing) / 2, mean over models, then over variants (per-variant scores in the last "
+        f"columns); target = predicted class. Candidates: {len(keys)} (rule / normalize_layers / aggregation / "
+        "layers / threshold / region).",
         "",
-        "| rank | candidate | score | pointing | IoU>=0.5 | mean IoU | sanity | " + " | ".join(args.variants) + " |",
-        "|---|---|---|---|---|---|---|" + "---|" * len(args.variants),
+        "| rank | candidate | score | pointing | IoU>=0.5 | mean IoU | sanity | " + " | ".join(variants) + " |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(variants),
     ]
-    shown = ranked[: args.top]
+    shown = ranked[:top]
     for extra in (chosen, strict, PAPER):
         if extra is not None and extra not in shown and extra in mean:
             shown.append(extra)
     for k in shown:
         tag = {chosen: " **(LOCALIZE)**", strict: " **(STRICT)**", PAPER: " (PAPER)"}.get(k, "")
         m = mean[k]
-        per = " | ".join(f"{score(by_variant[v][k]):.3f}" for v in args.variants)
+        per = " | ".join(f"{score(by_variant[v][k]):.3f}" for v in variants)
         lines.append(f"| {ranked.index(k) + 1} | {label(k)}{tag} | {score(m):.3f} | {m['pointing']:.3f} | "
                      f"{m['iou@0.5']:.3f} | {m['mean_iou']:.3f} | {spearman[k[:4]]:.2f} | {per} |")
     lines += ["", f"LOCALIZE: `{label(chosen)}` (of the candidates within 0.005 of the best score {best:.3f}, "
               "the one with the fewest settings changed from the paper's).",
               f"STRICT: `{label(strict) if strict else 'none passes'}` (the same rule among the candidates whose "
               "maps decorrelate from the trained model's once every layer is re-initialized: sanity < 0.3).", "",
-              "Sanity per map configuration (Spearman, trained vs fully re-initialized, mean over models):", "",
+              "Best candidate per rule (its best normalization / layers / threshold / region):", "",
+              "| rule | best candidate | score | pointing | IoU>=0.5 | sanity |", "|---|---|---|---|---|---|"]
+    for rule in RULES:
+        of_rule = [k for k in ranked if k[0] == rule]
+        if of_rule:
+            k = of_rule[0]
+            lines.append(f"| {rule} | {label(k)} | {score(mean[k]):.3f} | {mean[k]['pointing']:.3f} | "
+                         f"{mean[k]['iou@0.5']:.3f} | {spearman[k[:4]]:.2f} |")
+    lines += ["", "Sanity per map configuration (Spearman, trained vs fully re-initialized, mean over models):", "",
               "| rule / normalize / aggregation / layers | sanity | best score |", "|---|---|---|"]
     for cfg in sorted(spearman, key=lambda c: spearman[c]):
         best_of = max(score(mean[k]) for k in keys if k[:4] == cfg)
         lines.append(f"| {' / '.join(str(v or 'none') for v in cfg)} | {spearman[cfg]:.2f} | {best_of:.3f} |")
-    text = "\n".join(lines)
+    return "\n".join(lines), chosen, strict
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--archs", nargs="+", default=["small", "resnet"], choices=["small", "resnet"])
+    p.add_argument("--num-videos", type=int, default=60)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--checkpoint-dir", default=str(REPO / "runs"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None, help="write every measured number here (input of --from-json)")
+    p.add_argument("--from-json", nargs="+", default=None, metavar="JSON",
+                   help="measure nothing: merge these --json files (e.g. one per architecture, run in parallel)")
+    p.add_argument("--top", type=int, default=15)
+    p.add_argument("--no-write", action="store_true")
+    p.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    command = f"python benchmarks/select_preset.py {' '.join(argv if argv is not None else sys.argv[1:])}".strip()
+    if args.from_json:
+        by_variant, spearman, models, metas = merge_measurements(args.from_json)
+        description = (f"Command: `{command}`, merging " + "; ".join(
+            f"`{m['command']}` ({m['seconds']:.0f} s, torch {m['torch']}, {m['threads']} thread(s))" for m in metas)
+            + f". Data: SyntheticActions `val` split (never `test`), {models} models (" +
+            "; ".join(m["models"] for m in metas) + f"), {metas[0]['num_videos']} videos x 16 frames per model and "
+            f"variant ({', '.join(by_variant)}).")
+    else:
+        t0 = time.time()
+        by_variant, spearman, models = measure(args)
+        meta = {"command": command, "seconds": time.time() - t0, "torch": torch.__version__, "threads": args.threads,
+                "num_videos": args.num_videos,
+                "models": f"{', '.join(args.archs)} x seeds {', '.join(map(str, args.seeds))}"}
+        if args.json:
+            save_measurements(args.json, by_variant, spearman, models, meta)
+        description = (f"Command: `{command}` ({meta['seconds']:.0f} s, torch {torch.__version__}, {args.threads} "
+                       f"thread(s)). Data: SyntheticActions `val` split (never `test`), {models} models "
+                       f"({meta['models']}), {args.num_videos} videos x 16 frames per model and variant "
+                       f"({', '.join(args.variants)}).")
+    text, chosen, strict = report(by_variant, spearman, description=description, top=args.top)
     print(text)
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "chosen": chosen, "strict": strict, "sanity": {" / ".join(map(str, k)): v for k, v in spearman.items()},
-            "mean": {label(k): v for k, v in mean.items()},
-            "by_variant": {v: {label(k): m for k, m in d.items()} for v, d in by_variant.items()}},
-            indent=1, default=str))
     if not args.no_write:
         write_results_block(Path(args.results), text, "select_preset")
     return 0

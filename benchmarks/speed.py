@@ -6,7 +6,10 @@ Compared, on the same model and input, in interleaved rounds (medians of the per
 - ``lgc-lowest``: ``captum.attr.LayerGradCam`` on the lowest of those layers -- the physical limit,
   one forward plus one backward down to that layer;
 - ``lgc-xK``: K separate ``LayerGradCam`` calls, one per layer (what a user would do with Captum);
-- ``pgc-multi``: pytorch-grad-cam's ``GradCAM`` with all K target layers, when it is installed.
+- ``pgc-multi``: pytorch-grad-cam's ``GradCAM`` with all K target layers, when it is installed;
+- ``3dcam-gradcam++``: the same pass with ``layer_rule="gradcam++"``, and ``localize``: with the
+  :data:`captum_3dcam.presets.LOCALIZE` preset's keyword arguments (the column "vs 3dcam" is the
+  median per-round ratio to ``3dcam``: the cost of the rule itself).
 
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` above the model and input; on the CPU,
 each method runs once in a fresh subprocess (model and input built, nothing run yet) and the
@@ -39,7 +42,7 @@ from captum_3dcam import GlobalLocal3DCam  # noqa: E402
 
 from _results import write_results_block  # noqa: E402  (benchmarks/_results.py)
 
-METHODS = ["3dcam", "lgc-lowest", "lgc-xK", "pgc-multi"]
+METHODS = ["3dcam", "3dcam-gradcam++", "localize", "lgc-lowest", "lgc-xK", "pgc-multi"]
 
 
 class BenchCNN(nn.Module):
@@ -93,9 +96,12 @@ def build(model_name):
 def make_runner(method, model, layers, target):
     from captum.attr import LayerAttribution, LayerGradCam
 
-    if method == "3dcam":
+    if method in ("3dcam", "3dcam-gradcam++", "localize"):
+        from captum_3dcam.presets import LOCALIZE
+
+        kwargs = {"3dcam": {}, "3dcam-gradcam++": {"layer_rule": "gradcam++"}, "localize": LOCALIZE["attribute"]}[method]
         cam = GlobalLocal3DCam(model, layers)
-        return lambda x: cam.attribute(x, target=target)
+        return lambda x: cam.attribute(x, target=target, **kwargs)
     if method == "lgc-lowest":
         lgc = LayerGradCam(model, layers[0])
 
@@ -232,6 +238,7 @@ def summarize(model_name, device_name, timing, memory):
     rows = []
     for m in t:
         paired = statistics.median(a / b for a, b in zip(t[m], base))
+        vs_3dcam = statistics.median(a / b for a, b in zip(t[m], t["3dcam"]))
         mem = memory.get(m)
         mem_ratio = (mem / memory["lgc-lowest"]) if mem is not None and memory.get("lgc-lowest") else None
         rows.append(
@@ -241,6 +248,7 @@ def summarize(model_name, device_name, timing, memory):
                 "method": m,
                 "median_s": statistics.median(t[m]),
                 "ratio_vs_lgc_lowest": paired,
+                "ratio_vs_3dcam": vs_3dcam,
                 "peak_mib": mem,
                 "mem_ratio_vs_lgc_lowest": mem_ratio,
             }
@@ -256,15 +264,15 @@ def to_markdown(rows, cmd, repeats, env):
         "",
         f"Machine: {env}",
         "",
-        "| model | input (N,C,T,H,W) | K | method | median time (s) | time vs LayerGradCam lowest | peak mem (MiB) | mem vs LayerGradCam lowest |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | input (N,C,T,H,W) | K | method | median time (s) | time vs LayerGradCam lowest | time vs 3dcam | peak mem (MiB) | mem vs LayerGradCam lowest |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         mem = "n/a" if r["peak_mib"] is None else f"{r['peak_mib']:.1f}"
         mr = "n/a" if r["mem_ratio_vs_lgc_lowest"] is None else f"{r['mem_ratio_vs_lgc_lowest']:.2f}x"
         lines.append(
             f"| {r['model']} ({r['device']}) | {tuple(r['shape'])} | {r['K']} | {r['method']} | "
-            f"{r['median_s']:.3f} | {r['ratio_vs_lgc_lowest']:.3f}x | {mem} | {mr} |"
+            f"{r['median_s']:.3f} | {r['ratio_vs_lgc_lowest']:.3f}x | {r['ratio_vs_3dcam']:.3f}x | {mem} | {mr} |"
         )
     return "\n".join(lines)
 

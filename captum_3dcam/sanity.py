@@ -92,9 +92,9 @@ def spearman_rank_correlation(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _gaussian_window(size: int, sigma: float, dtype) -> Tensor:
+    """The normalized 1-D Gaussian ``(size,)``; the 2-D window is its outer product (separable)."""
     g = torch.exp(-((torch.arange(size, dtype=dtype) - (size - 1) / 2) ** 2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
+    return g / g.sum()
 
 
 def ssim(a: Tensor, b: Tensor, *, window_size: int = 11, sigma: float = 1.5, normalize: bool = True) -> Tensor:
@@ -132,13 +132,18 @@ def ssim(a: Tensor, b: Tensor, *, window_size: int = 11, sigma: float = 1.5, nor
         x, y = nrm(x), nrm(y)
     size = min(window_size, h, w)
     size = size if size % 2 == 1 else size - 1
-    win = _gaussian_window(size, sigma, x.dtype).to(x.device)
+    g = _gaussian_window(size, sigma, x.dtype).to(x.device)
     frames = x.shape[1]
     xs, ys = x.reshape(-1, 1, h, w), y.reshape(-1, 1, h, w)
-    mu_x, mu_y = F.conv2d(xs, win), F.conv2d(ys, win)
-    sxx = F.conv2d(xs * xs, win) - mu_x**2
-    syy = F.conv2d(ys * ys, win) - mu_y**2
-    sxy = F.conv2d(xs * ys, win) - mu_x * mu_y
+    # The five local means in one separable filtering (columns, then rows): 2 x size instead of
+    # size^2 multiplies per pixel, the same values (the 2-D Gaussian is the outer product of g).
+    stack = torch.cat([xs, ys, xs * xs, ys * ys, xs * ys], dim=1)
+    local = F.conv2d(F.conv2d(stack, g.view(1, 1, size, 1).expand(5, 1, size, 1), groups=5),
+                     g.view(1, 1, 1, size).expand(5, 1, 1, size), groups=5)
+    mu_x, mu_y = local[:, 0:1], local[:, 1:2]
+    sxx = local[:, 2:3] - mu_x**2
+    syy = local[:, 3:4] - mu_y**2
+    sxy = local[:, 4:5] - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
     return s.reshape(n, frames, -1).mean(dim=(1, 2))

@@ -122,3 +122,21 @@ def test_bad_arguments():
         cascading_randomization(model, None, x)
     with pytest.raises(TypeError, match="model"):
         cascading_randomization(lambda x: x, input_gradient, x)
+
+
+def test_sanity_table_has_a_row_per_rule_and_preset_and_gradcam():
+    from captum_3dcam.evaluation import sanity_table
+    from captum_3dcam.layer_rules import LAYER_RULES
+    from captum_3dcam.models import Small3DCNN
+
+    torch.manual_seed(0)
+    model = Small3DCNN(num_classes=3).eval()
+    rows = sanity_table(model, [model.conv3, model.conv4], torch.randn(2, 3, 8, 32, 32))
+    labels = [r.split(" | ")[0].lstrip("| ") for r in rows[2:]]
+    assert labels[0] == "3DCam sum (default)" and labels[-1] == "LayerGradCam last layer"
+    assert all(any(f"rule {r}," in lab for lab in labels) for r in LAYER_RULES if r != "3dcam")
+    assert any(lab.startswith("preset `localize`") for lab in labels)
+    for row in rows[2:]:
+        cells = row.strip("| ").split(" | ")[1:]
+        assert cells[0] == "1.00 / 1.00"   # step 0: the trained model against itself
+        assert all(-1.0 <= float(c.split(" / ")[0]) <= 1.0 for c in cells)

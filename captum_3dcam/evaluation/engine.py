@@ -18,6 +18,7 @@ from ..errors import Captum3DCamError
 from ..layer_rules import aggregate
 from ..localization import attribution_to_boxes
 from ..metrics import LocalizationMeter, box_iou, pointing_game
+from ..windows import sliding_windows, stitch_windows
 from .methods import Context, Method, available_methods, get_method, method_layers, unavailable
 
 __all__ = ["evaluate_methods", "IOU_THRESHOLDS", "config_key"]
@@ -93,6 +94,15 @@ def _pass(group: List[Method], ctx: Context, modules: Dict[str, nn.Module], x: T
     return out
 
 
+def _windowed_pass(group, ctx, modules, x: Tensor, target: Tensor, spans) -> Dict[str, Tensor]:
+    """:func:`_pass` over each ``[start, stop)`` window of ``x``, the maps stitched back onto every frame."""
+    if len(spans) == 1 and spans[0] == (0, x.shape[2]):
+        return _pass(group, ctx, modules, x, target)
+    per_window = [_pass(group, ctx, modules, x[:, :, a:b], target) for a, b in spans]
+    return {name: stitch_windows(torch.stack([w[name].detach() for w in per_window]), spans, x.shape[2])
+            for name in per_window[0]}
+
+
 def evaluate_methods(
     model: nn.Module,
     layers: Sequence[nn.Module],
@@ -109,6 +119,7 @@ def evaluate_methods(
     show_progress: bool = False,
     on_error: str = "record",
     seed: int = 0,
+    windows: Optional[Tuple[int, int]] = None,
 ) -> Dict[str, Dict]:
     """Localization metrics of each method on a dataset (the paper's Tables 3-5).
 
@@ -133,6 +144,11 @@ def evaluate_methods(
         on_error: ``"record"`` stores a method's exception under ``"error"`` and goes on;
             ``"raise"`` re-raises.
         seed: seeds the ``"random"`` baseline.
+        windows: ``(clip_len, stride)``: clips longer than ``clip_len`` frames go through the model
+            in sliding windows (:func:`~captum_3dcam.windows.sliding_windows`); the predicted class
+            is the argmax of the windows' mean softmax, every method explains it in each window and
+            its maps are averaged back onto the frames (:func:`~captum_3dcam.windows.stitch_windows`),
+            as ``captum-3dcam explain`` does with a long video. ``None``: each clip in one pass.
 
     Returns:
         ``{method: metrics}`` where metrics holds ``pointing``, ``mean_iou``, ``iou@t``,
@@ -178,15 +194,17 @@ def evaluate_methods(
                                         enabled=show_progress):
         x, gt, labels = _stack(batch)
         x = x.to(device)
+        length = x.shape[2]
+        spans = [(0, length)] if windows is None or length <= windows[0] else sliding_windows(length, *windows)
         with torch.no_grad():
-            predicted = model(x).argmax(dim=1)
+            predicted = torch.stack([model(x[:, :, a:b]).softmax(dim=1) for a, b in spans]).mean(dim=0).argmax(dim=1)
         correct = match(predicted.cpu(), labels).bool()
         for _, group in groups:
             if all(m.name in errors for m in group):
                 continue
             start = time.perf_counter()
             try:
-                maps = _pass(group, ctx, modules, x, predicted)
+                maps = _windowed_pass(group, ctx, modules, x, predicted, spans)
             except Exception as exc:  # noqa: BLE001  (recorded per method, the others go on)
                 if on_error == "raise":
                     raise

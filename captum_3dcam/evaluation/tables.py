@@ -172,8 +172,26 @@ def render(columns: Dict[str, List[Dict]], methods: List[str], main_config: str)
     return "\n".join(out)
 
 
-def sanity_table(model: nn.Module, layers: Sequence[nn.Module], clips: Tensor, seed: int = 0) -> List[str]:
-    """Cascading randomization (Adebayo et al. 2018) of 3DCam and last-layer GradCAM, as markdown rows.
+def _sanity_configs() -> Dict[str, Dict[str, Any]]:
+    """``{row label: attribute keywords}``: the paper's default, every rule, every preset."""
+    from ..layer_rules import LAYER_RULES
+    from ..presets import PRESETS
+
+    configs: Dict[str, Dict[str, Any]] = {"3DCam sum (default)": {}}
+    configs.update({f"rule {r}, sum": {"layer_rule": r} for r in LAYER_RULES if r != "3dcam"})
+    configs.update({f"preset `{k}` {dict(v['attribute'])}": dict(v["attribute"]) for k, v in PRESETS.items()
+                    if k != "paper"})
+    return configs
+
+
+def sanity_table(model: nn.Module, layers: Sequence[nn.Module], clips: Tensor, seed: int = 0,
+                 configs: Optional[Dict[str, Dict[str, Any]]] = None) -> List[str]:
+    """Cascading randomization (Adebayo et al. 2018) of 3DCam configurations and last-layer GradCAM,
+    as markdown rows (cells: mean Spearman / mean SSIM with the trained model's maps).
+
+    Args:
+        configs: ``{row label: keyword arguments of attribute}``; default: the paper's 3DCam, every
+            other rule, and every preset but ``paper`` (:mod:`captum_3dcam.presets`).
 
     Shape:
         - clips: :math:`(N, C, T, H, W)`
@@ -187,16 +205,20 @@ def sanity_table(model: nn.Module, layers: Sequence[nn.Module], clips: Tensor, s
 
     names = resolve_layers(model, list(layers))[0]
 
-    def cam3d(m, x, t):
-        return GlobalLocal3DCam(m, resolve_layers(m, names)[1]).attribute(x, target=t)
+    def ours(kwargs):
+        def explain(m, x, t):
+            return GlobalLocal3DCam(m, resolve_layers(m, names)[1]).attribute(x, target=t, **kwargs)
+
+        return explain
 
     def gradcam(m, x, t):
         layer = m.get_submodule(names[-1])
         return upsample_to(LayerGradCam(m, layer).attribute(x, target=t, relu_attributions=True).detach(),
                            tuple(x.shape[2:]))
 
-    rows = {label: cascading_randomization(model, fn, clips, seed=seed)
-            for label, fn in (("3DCam sum (default)", cam3d), ("LayerGradCam last layer", gradcam))}
+    explainers = {label: ours(kw) for label, kw in (configs if configs is not None else _sanity_configs()).items()}
+    explainers["LayerGradCam last layer"] = gradcam
+    rows = {label: cascading_randomization(model, fn, clips, seed=seed) for label, fn in explainers.items()}
     steps = [s.layer for s in next(iter(rows.values()))]
     lines = ["| Method | " + " | ".join(f"+`{s}`" if i else s for i, s in enumerate(steps)) + " |",
              "|" + "---|" * (len(steps) + 1)]
