@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write every number to this JSON file")
     p.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"), help="markdown file whose block is replaced")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--merge-json", nargs="+", default=None, metavar="JSON",
+                   help="also show the methods of these earlier --json runs (same data; e.g. the peers measured "
+                        "while the preset was being chosen); this run's methods win where both have one")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--sanity-clips", type=int, default=8,
                    help="synthetic: clips of the cascading randomization check (first seed; 0 to skip)")
@@ -203,16 +206,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             meta["whole"] = dict(whole, windows=args.whole_windows)
             _merge(methods_seen, res)
 
+    for path in args.merge_json or []:
+        earlier = json.loads(Path(path).read_text())
+        for column, runs in earlier["results"].items():
+            mine = columns.setdefault(column, [{} for _ in runs])
+            if len(mine) != len(runs):
+                raise SystemExit(f"--merge-json {path}: column {column!r} has {len(runs)} runs, this run {len(mine)}")
+            for now, before in zip(mine, runs):
+                for method, metrics in before.items():
+                    now.setdefault(method, metrics)
+            _merge(methods_seen, [m for run in runs for m in run])
+        for key, value in earlier["meta"].items():
+            meta.setdefault(key, value)
+        meta.setdefault("merged", []).append(f"`{earlier['meta'].get('command', path)}` "
+                                             f"({earlier['meta'].get('seconds', float('nan')):.0f} s)")
     if not columns:
         print("nothing to do (both --skip-synthetic and --skip-real)")
         return 1
     given = sys.argv[1:] if argv is None else list(argv)
     command = "python benchmarks/localization.py" + ("" if not given else " " + " ".join(given))
+    meta["command"], meta["seconds"] = command, time.time() - t_start
     header = [
         "## Weakly-supervised localization (paper Tables 3-5)",
         "",
         f"Command: `{command}` (total {time.time() - t_start:.0f} s on this CPU, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads).",
+        f"{torch.get_num_threads()} threads)" + (", with the rows of " + ", ".join(meta["merged"]) + " (the same data, "
+                                                 "measured earlier in the same session)" if meta.get("merged") else "") + ".",
         "",
         "Target = the model's predicted class. Boxes: per frame, threshold at `threshold x frame max`, connected regions "
         "(8-connectivity, scipy), the chosen region's box, compared with the GT box in the frame's pixels; frames without "
