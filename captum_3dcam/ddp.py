@@ -86,11 +86,15 @@ def wrap_ddp(model: nn.Module, device: Union[str, torch.device]) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def write_atomic(path: Union[str, os.PathLike], text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename (readers never see half a file)."""
+def write_atomic(path: Union[str, os.PathLike], text: Union[str, bytes]) -> Path:
+    """Write ``text`` (``str``, or ``bytes`` as they are) to ``path`` through a temporary file
+    ``.NAME.PID.tmp`` and a rename (readers never see half a file; a kill leaves at most the temporary)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    if isinstance(text, (bytes, bytearray)):
+        tmp.write_bytes(bytes(text))
+    else:
+        tmp.write_text(text)
     os.replace(tmp, path)
     return path

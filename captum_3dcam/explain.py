@@ -24,8 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ._utils import as_path, check_output_dir, log, progress_bar, resolve_device
-from .attribution import Counterfactual3DCam, GlobalLocal3DCam
+from ._utils import as_path, check_output_dir, log, resolve_device
 from .errors import Captum3DCamError
 from .figures import describe_attribution, plot_overlay_rows, plot_temporal_curve, save_figure
 from .layer_rules import LAYER_RULES
@@ -34,7 +33,7 @@ from .models.registry import get_model_spec, resolve_model_layers
 from .overlays import draw_boxes, frame_indices, overlay, resize_frames
 from .tubes import attention_to_segments, temporal_attention
 from .video import read_video, save_gif, save_mp4, video_fps
-from .windows import sliding_windows, stitch_windows
+from .windows import attribute_windows, sliding_windows, stitch_windows
 
 __all__ = ["explain_video"]
 
@@ -68,60 +67,6 @@ def _resolve_target(target, labels: Sequence[str]) -> Optional[int]:
     if str(target).lower() in lowered:
         return lowered.index(str(target).lower())
     raise Captum3DCamError(f"--target: {target!r} is neither a class index nor a class name of this model")
-
-
-class _OutputCapture:
-    """A forward hook on the model that keeps its last output (the logits of the attribution pass)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.output = None
-        self._handle = model.register_forward_hook(self._hook)
-
-    def _hook(self, _module, _inputs, output):
-        self.output = output.detach()
-
-    def close(self) -> None:
-        self._handle.remove()
-
-
-def _attribute_windows(model, layers, clip, windows, *, rule, aggregation, counterfactual, target, progress,
-                       batch_size=1):
-    """3DCam of every window, with the window logits from the same pass.
-
-    ``batch_size`` windows go through the model in one forward and one backward pass (stacked
-    along N). With ``target=None`` each window first explains its own top class; windows whose top
-    class differs from the video's (the mean of the windows' probabilities) are explained again
-    for the video's class, so the stitched map is the map of one class.
-    """
-    cam = (Counterfactual3DCam if counterfactual else GlobalLocal3DCam)(model, layers)
-    kwargs = {"layer_rule": rule, "aggregation": aggregation}
-
-    def batches(indices):
-        return [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
-
-    def stack(indices):
-        return torch.cat([clip[:, :, windows[i][0] : windows[i][1]] for i in indices])
-
-    maps, logits = [None] * len(windows), [None] * len(windows)
-    capture = _OutputCapture(model)
-    try:
-        bar = progress_bar(batches(list(range(len(windows)))), "3DCam windows", unit="batch" if batch_size > 1
-                           else "window", enabled=progress)
-        for chunk in bar:
-            out = cam.attribute(stack(chunk), target=target, **kwargs)
-            for k, i in enumerate(chunk):
-                maps[i], logits[i] = out[k : k + 1], capture.output[k : k + 1]
-        probs = torch.cat(logits).float().softmax(-1).mean(0)
-        video_class = int(probs.argmax()) if target is None else int(target)
-        redo = [i for i, lg in enumerate(logits) if int(lg.argmax()) != video_class]
-        for chunk in progress_bar(batches(redo), "re-explain windows", unit="batch" if batch_size > 1 else "window",
-                                  enabled=progress and bool(redo)):
-            out = cam.attribute(stack(chunk), target=video_class, **kwargs)
-            for k, i in enumerate(chunk):
-                maps[i] = out[k : k + 1]
-    finally:
-        capture.close()
-    return torch.cat(maps), probs, video_class
 
 
 def _write_boxes(boxes: torch.Tensor, fps: float, out: Path, frame_size, video_name: str) -> Tuple[Path, Path]:
@@ -253,8 +198,8 @@ def explain_video(
     log(f"explaining {total} frames in {len(windows)} window(s) of {length} frames on {device} "
         f"({len(layer_names)} layers, rule {rule}, {batch_size} window(s) per pass) ...", progress)
     t_windows = time.perf_counter()
-    maps_w, probs, video_class = _attribute_windows(
-        net, layer_modules, clip, windows, rule=rule, aggregation=aggregation,
+    maps_w, probs, video_class = attribute_windows(
+        net, layer_modules, clip, windows, layer_rule=rule, aggregation=aggregation,
         counterfactual=counterfactual, target=target, progress=progress, batch_size=batch_size)
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -1,17 +1,21 @@
 """Long videos through a clip model: sliding windows and stitching per-frame results back.
 
 Lives here: :func:`sliding_windows` (the ``[start, stop)`` windows), :func:`stitch_windows`
-(per-window results averaged onto the video's frames) and :func:`apply_sliding_windows` (both
-around any per-window function). Does not live here: decoding (:mod:`captum_3dcam.video`) and
-preprocessing (:mod:`captum_3dcam.preprocess`).
+(per-window results averaged onto the video's frames), :func:`apply_sliding_windows` (both
+around any per-window function) and :func:`attribute_windows` (3DCam of every window, batched, for
+one class: what ``explain`` and ``explain-dataset`` share). Does not live here: decoding
+(:mod:`captum_3dcam.video`), preprocessing (:mod:`captum_3dcam.preprocess`) and the attribution
+itself (:mod:`captum_3dcam.attribution`).
 """
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
 from ._utils import progress_bar
+from .accuracy import autocast
+from .attribution import Counterfactual3DCam, GlobalLocal3DCam
 
-__all__ = ["sliding_windows", "stitch_windows", "apply_sliding_windows"]
+__all__ = ["sliding_windows", "stitch_windows", "apply_sliding_windows", "attribute_windows"]
 
 
 def sliding_windows(num_frames: int, clip_len: int, stride: int) -> List[Tuple[int, int]]:
@@ -139,3 +143,68 @@ def apply_sliding_windows(
             raise ValueError(f"fn: expected a tensor with a leading batch dimension of 1 per window, got {got}")
     stacked = torch.cat(results, dim=0)
     return stitch_windows(stacked, windows, num_frames, time_dim=time_dim).unsqueeze(0)
+
+
+class _OutputCapture:
+    """A forward hook on the model that keeps its last output (the logits of the attribution pass)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.output = None
+        self._handle = model.register_forward_hook(self._hook)
+
+    def _hook(self, _module, _inputs, output):
+        self.output = output.detach()
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+def attribute_windows(model, layers, clip: torch.Tensor, windows: Sequence[Tuple[int, int]], *,
+                      target: Optional[int] = None, batch_size: int = 1, counterfactual: bool = False,
+                      dtype: str = "float32", progress: bool = False, **attribute_kwargs):
+    """3DCam of every window of ``clip``, with the window logits from the same pass.
+
+    ``batch_size`` windows go through the model in one forward and one backward pass (stacked
+    along N). With ``target=None`` each window first explains its own top class; windows whose top
+    class differs from the video's (the mean of the windows' probabilities) are explained again
+    for the video's class, so the stitched map is the map of one class. ``dtype="bfloat16"`` runs
+    the passes under ``torch.autocast``; maps and probabilities come back in float32.
+    ``attribute_kwargs`` go to :meth:`GlobalLocal3DCam.attribute` (``layer_rule``, ``aggregation``,
+    ``normalize_layers``: a preset's ``"attribute"`` entry).
+
+    Returns:
+        ``(maps, probs, video_class)``: maps ``(W, 1, clip_len, h, w)`` (one per window), the
+        video's class probabilities ``(K,)`` and the class explained.
+
+    Shape:
+        ``clip`` ``(1, C, T, h, w)``, ``W`` windows -> maps ``(W, 1, clip_len, h, w)``, probs ``(K,)``
+    """
+    cam = (Counterfactual3DCam if counterfactual else GlobalLocal3DCam)(model, layers)
+    unit = "batch" if batch_size > 1 else "window"
+
+    def batches(indices):
+        return [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+
+    def run(chunk, cls):
+        x = torch.cat([clip[:, :, windows[i][0] : windows[i][1]] for i in chunk])
+        with autocast(x.device, dtype):
+            out = cam.attribute(x, target=cls, **attribute_kwargs)
+        return out.float()
+
+    maps, logits = [None] * len(windows), [None] * len(windows)
+    capture = _OutputCapture(model)
+    try:
+        for chunk in progress_bar(batches(list(range(len(windows)))), "3DCam windows", unit=unit, enabled=progress):
+            out = run(chunk, target)
+            for k, i in enumerate(chunk):
+                maps[i], logits[i] = out[k : k + 1], capture.output[k : k + 1].float()
+        probs = torch.cat(logits).softmax(-1).mean(0)
+        video_class = int(probs.argmax()) if target is None else int(target)
+        redo = [i for i, lg in enumerate(logits) if int(lg.argmax()) != video_class]
+        for chunk in progress_bar(batches(redo), "re-explain windows", unit=unit, enabled=progress and bool(redo)):
+            out = run(chunk, video_class)
+            for k, i in enumerate(chunk):
+                maps[i] = out[k : k + 1]
+    finally:
+        capture.close()
+    return torch.cat(maps), probs, video_class

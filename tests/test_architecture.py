@@ -26,9 +26,10 @@ LAYERS = [
     ("localization and metrics", ["localization", "tubes", "metrics", "sanity", "faithfulness", "confidence", "imputation"]),
     ("models, video, datasets", ["models", "models.*", "video", "preprocess", "windows", "datasets",
                                  "datasets.*", "gates", "gating", "accuracy", "training"]),
-    ("evaluation", ["evaluation", "evaluation.*"]),
+    ("evaluation", ["evaluation", "evaluation.dataset_run", "evaluation.*"]),
     ("pictures", ["overlays", "figures", "visualization"]),
-    ("applications and CLI", ["explain", "demo", "recognition", "pipeline", "cli", "cli.*", "__main__", ""]),
+    ("applications and CLI", ["explain", "demo", "recognition", "pipeline", "cli", "cli.explain_dataset", "cli.*",
+                              "__main__", ""]),
 ]
 
 

@@ -3,11 +3,12 @@
     captum-3dcam demo --out demo/                       # synthetic data, small model, figures, report
     captum-3dcam explain clip.mp4 --model i3d-kinetics400 --out clip-3dcam/
     captum-3dcam evaluate --dataset synthetic --out eval/
+    captum-3dcam explain-dataset --dataset synthetic --limit 40 --out runs/explained/   # also under torchrun
     captum-3dcam train --dataset synthetic --gates all --epochs 2 --out runs/gated/   # also under torchrun
 
 Lives here: :data:`COMMANDS` (the subcommands, in ``--help`` order), :func:`build_parser` and
 :func:`main`. A command is a module with ``NAME``, ``add_parser(subparsers)`` and ``run(args)``
-(:mod:`.demo`, :mod:`.explain`, :mod:`.evaluate`, :mod:`.train`); adding one is a new module and one entry of
+(:mod:`.demo`, :mod:`.explain`, :mod:`.explain_dataset`, :mod:`.evaluate`, :mod:`.train`); adding one is a new module and one entry of
 :data:`COMMANDS`. Shared options and error printing are in :mod:`._common`. Does not live here:
 what the commands do (library functions notebooks call directly: :func:`captum_3dcam.demo.run_demo`,
 :func:`captum_3dcam.explain.explain_video`, :func:`captum_3dcam.evaluation.run_evaluate`,
@@ -19,13 +20,13 @@ import argparse
 import warnings
 from typing import Optional, Sequence
 
-from . import demo, evaluate, explain, train
+from . import demo, evaluate, explain, explain_dataset, train
 from ._common import run_command
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: The subcommands, in ``--help`` order.
-COMMANDS = [demo, explain, evaluate, train]
+COMMANDS = [demo, explain, explain_dataset, evaluate, train]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,8 @@
     evaluate_methods(model, layers, items, ["3dcam_sum", "preset:localize", "pgc_gradcampp"])
 
 Lives here (one module each): what a method is (:mod:`.methods`: the registry as data, baselines,
-peers), running methods over a dataset (:mod:`.engine`), the markdown tables (:mod:`.tables`), and
+peers), running methods over a dataset (:mod:`.engine`), the markdown tables (:mod:`.tables`),
+explaining every video of a dataset into files (:mod:`.dataset_run`, ``explain-dataset``), and
 :func:`run_evaluate` with :func:`dataset_items` (a dataset by name, a model by name, the
 tables written to a folder). Does not live here: the metrics (:mod:`captum_3dcam.metrics`), the
 attribution (:mod:`captum_3dcam.attribution`), pictures, and anything that reads the repository's
@@ -18,9 +19,10 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 
-from .._utils import as_path, check_output_dir, log, resolve_device
+from .._utils import as_path, check_output_dir, resolve_device
 from ..errors import Captum3DCamError
-from ..models.registry import MODELS, ModelSpec, get_model_spec, resolve_model_layers
+from ..models.registry import ModelSpec, resolve_model_layers
+from .dataset_run import dataset_model_spec, dataset_videos, explain_clip, load_dataset_model, run_explain_dataset
 from .engine import IOU_THRESHOLDS, config_key, evaluate_methods
 from .methods import METHODS, Context, Method, available_methods, get_method, method_layers, peer_status
 from .tables import LOCALIZATION_COLUMNS, fmt, markdown_table, render, sanity_table
@@ -28,7 +30,8 @@ from .tables import LOCALIZATION_COLUMNS, fmt, markdown_table, render, sanity_ta
 __all__ = [
     "run_evaluate", "dataset_items", "evaluate_methods", "available_methods", "get_method", "Method", "Context",
     "METHODS", "peer_status", "markdown_table", "LOCALIZATION_COLUMNS", "render", "sanity_table", "fmt",
-    "IOU_THRESHOLDS", "config_key", "DATASETS",
+    "IOU_THRESHOLDS", "config_key", "DATASETS", "run_explain_dataset", "explain_clip", "dataset_videos",
+    "load_dataset_model", "dataset_model_spec",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -124,25 +127,13 @@ def run_evaluate(
     Returns:
         ``{"results": {method: metrics}, "table": markdown}``.
     """
-    from ..models.small_recipe import default_small_checkpoint, load_or_train_small_model
-
     if dataset not in DATASETS:
         raise Captum3DCamError(f"--dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
-    name = model or ("small-synthetic" if dataset == "synthetic" else None)
-    if name is None:
-        raise Captum3DCamError(f"--model: choose the model to explain on {dataset} ({', '.join(MODELS)})")
-    spec = get_model_spec(name)
-    if checkpoint is not None and not as_path(checkpoint, "--checkpoint", kind="file").is_file():
-        raise Captum3DCamError(f"--checkpoint: no file at {checkpoint}")
+    spec = dataset_model_spec(dataset, model, checkpoint)
     if out is not None:
         out = check_output_dir(out, "--out")  # before the model passes, not after
     items = dataset_items(dataset, root, max_videos, seed, spec, split=split, annotations=annotations)
-    if name == "small-synthetic" and checkpoint is None:
-        ckpt = default_small_checkpoint(seed)
-        log(f"{'loading' if ckpt.is_file() else 'training'} the small model ({ckpt}) ...", progress)
-        net = load_or_train_small_model(ckpt, seed=seed, progress=progress)
-    else:
-        net = spec.load(None if checkpoint is None else str(checkpoint))
+    _, net = load_dataset_model(dataset, spec.name, checkpoint, seed=seed, progress=progress)
     net = net.to(resolve_device(device)).eval()
     layer_names, layer_modules = resolve_model_layers(net, layers, spec.name)
     if methods is None:

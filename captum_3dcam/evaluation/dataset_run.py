@@ -1,0 +1,377 @@
+"""Explain every video of a dataset into per-video files, resumably, on one process or many (``explain-dataset``).
+
+    from captum_3dcam.evaluation.dataset_run import run_explain_dataset
+
+    summary = run_explain_dataset("synthetic", out="runs/explained", limit=40)   # also under torchrun
+    summary["localization"]["pointing"]
+
+Per video (decoded by ``torch.utils.data.DataLoader`` workers while the model computes), the whole
+video goes through sliding windows (:func:`~captum_3dcam.windows.attribute_windows`), the maps are
+stitched, boxes come from the preset's thresholding and go back to the original frame's pixels
+(:class:`~captum_3dcam.preprocess.ClipGeometry`); ``OUT/videos/<video_id>.json`` is written
+atomically (``--save-maps``: ``OUT/maps/<video_id>.npz``, float16). Under torchrun every rank takes
+``ctx.shard(videos)``; after a barrier rank 0 reads every video file and writes ``summary.json`` and
+``localization.md`` (pointing game, IoU accuracy at 0/0.5/0.6, mean IoU, by
+:class:`~captum_3dcam.metrics.LocalizationMeter`). A rerun skips videos whose file is complete.
+
+Lives here: :func:`run_explain_dataset`, :func:`explain_clip` (one preprocessed video),
+:func:`dataset_videos` (a dataset by name as whole videos), :func:`dataset_model_spec` and
+:func:`load_dataset_model` (the model ``evaluate`` and ``explain-dataset`` use). Does not live here: the windows and the attribution
+(:mod:`captum_3dcam.windows`, :mod:`captum_3dcam.attribution`), the process group
+(:mod:`captum_3dcam.distributed`), the metrics (:mod:`captum_3dcam.metrics`), the command line
+(:mod:`captum_3dcam.cli.explain_dataset`).
+"""
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from .. import ddp
+from .._utils import as_path, check_output_dir, log, progress_bar
+from ..distributed import init_distributed
+from ..errors import Captum3DCamError
+from ..localization import attribution_to_boxes
+from ..metrics import DEFAULT_IOU_THRESHOLDS, LocalizationMeter, box_iou, pointing_game
+from ..models.registry import MODELS, ModelSpec, get_model_spec, resolve_model_layers
+from ..preprocess import ClipGeometry
+from ..presets import get_preset
+from ..windows import attribute_windows, sliding_windows, stitch_windows
+from .tables import fmt
+
+__all__ = ["DATASETS", "DTYPES", "run_explain_dataset", "explain_clip", "dataset_videos", "load_dataset_model",
+           "dataset_model_spec"]
+
+PathLike = Union[str, os.PathLike]
+DATASETS = ("synthetic", "jhmdb", "ucf101-24", "folder")
+DTYPES = ("float32", "bfloat16")
+_SMALL = ("small-synthetic", "small")
+#: Settings a resumed run must share with the files already in ``OUT`` (they change the boxes).
+_FIXED = ("dataset", "root", "annotations", "split", "model", "checkpoint", "preset", "layers", "dtype",
+          "clip_len", "stride", "seed")
+
+
+def dataset_model_spec(dataset: str, model: Optional[str], checkpoint: Optional[PathLike]) -> ModelSpec:
+    """The :class:`ModelSpec` of ``model`` (default ``small-synthetic`` on synthetic data); checks ``checkpoint`` exists."""
+    name = model or ("small-synthetic" if dataset == "synthetic" else None)
+    if name is None:
+        raise Captum3DCamError(f"--model: choose the model to explain on {dataset} ({', '.join(MODELS)})")
+    spec = get_model_spec(name)
+    if checkpoint is not None and not as_path(checkpoint, "--checkpoint", kind="file").is_file():
+        raise Captum3DCamError(f"--checkpoint: no file at {checkpoint}")
+    return spec
+
+
+def load_dataset_model(dataset: str, model: Optional[str], checkpoint: Optional[PathLike], *, seed: int = 0,
+                       progress: bool = True) -> Tuple[ModelSpec, torch.nn.Module]:
+    """``(spec, net)`` in eval mode: ``model`` (:func:`dataset_model_spec`) from ``checkpoint``.
+
+    ``small-synthetic`` without a checkpoint is the demo's cached model (trained when missing).
+    """
+    from ..models.small_recipe import default_small_checkpoint, load_or_train_small_model
+
+    spec = dataset_model_spec(dataset, model, checkpoint)
+    if spec.name == "small-synthetic" and checkpoint is None:
+        ckpt = default_small_checkpoint(seed)
+        log(f"{'loading' if ckpt.is_file() else 'training'} the small model ({ckpt}) ...", progress)
+        return spec, load_or_train_small_model(ckpt, seed=seed, progress=progress).eval()
+    return spec, spec.load(None if checkpoint is None else str(checkpoint)).eval()
+
+
+def _identity_geometry(h: int, w: int, t: int) -> ClipGeometry:
+    return ClipGeometry(frame_size=(h, w), resized_size=(h, w), crop_box=(0, 0, w, h), frame_indices=range(t))
+
+
+class _Videos(Dataset):
+    """Whole videos ``{"video", "clip" (1, 3, T, h, w), "geometry", "gt" (T, 4), "label"}``, decoded on access."""
+
+    def __init__(self, data, spec: ModelSpec, ids: Sequence[str], indices: Sequence[int], synthetic: bool) -> None:
+        self.data, self.spec, self.ids, self.indices, self.synthetic = data, spec, list(ids), list(indices), synthetic
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        if self.synthetic:  # one synthetic video: its consecutive clips joined along time
+            k = self.data.clips_per_video
+            parts = [self.data[self.indices[i] * k + c] for c in range(k)]
+            clip = torch.cat([p[0] for p in parts], dim=1)
+            gt, label = torch.cat([torch.as_tensor(p[1]) for p in parts]).float(), int(parts[0][2])
+            if self.spec.name in _SMALL:
+                _, t, h, w = clip.shape
+                clip, geometry = clip[None], _identity_geometry(h, w, t)
+            else:
+                frames = (self.data.to_rgb(clip).permute(1, 2, 3, 0) * 255).round().to(torch.uint8)
+                clip, geometry = self.spec.preprocess(frames)
+        else:
+            frames, gt, label = self.data[self.indices[i]][:3]
+            clip, geometry = self.spec.preprocess(torch.as_tensor(frames))
+            gt, label = torch.as_tensor(gt, dtype=torch.float32), int(label)
+        return {"video": self.ids[i], "clip": clip, "geometry": geometry, "gt": gt, "label": label}
+
+
+def _safe_id(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name).replace("/", "__"))
+
+
+def dataset_videos(dataset: str, spec: ModelSpec, *, root: Optional[PathLike] = None,
+                   annotations: Optional[PathLike] = None, split: str = "test", limit: Optional[int] = None,
+                   seed: int = 0) -> Tuple[Dataset, List[str]]:
+    """``(videos, classes)``: the first ``limit`` whole videos of a split, in a fixed order (sorted names).
+
+    ``"synthetic"``: :class:`~captum_3dcam.datasets.SyntheticActions` test videos of 2 clips;
+    ``"jhmdb"``, ``"ucf101-24"``: the split's videos with their boxes in the original pixels;
+    ``"folder"``: ``root/test/<class>/<video>`` (or ``root/<class>/<video>``), no boxes.
+
+    Shape:
+        item ``clip`` ``(1, 3, T, h, w)``, ``gt`` ``(T, 4)`` (NaN rows: no box), ``label`` int
+    """
+    from .. import datasets
+
+    if dataset not in DATASETS:
+        raise Captum3DCamError(f"--dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
+    if dataset == "synthetic":
+        data = datasets.SyntheticActions(int(limit or 100), "test", seed=seed, clips_per_video=2)
+        n = data.num_videos
+        return _Videos(data, spec, [f"synthetic-{v:04d}" for v in range(n)], range(n), True), list(data.classes)
+    if root is None or not as_path(root, "--root", kind="dir").is_dir():
+        raise Captum3DCamError(f"--root: the {dataset} dataset needs --root PATH (its folder); got {root}")
+    if annotations is not None and not as_path(annotations, "--annotations", kind="file").is_file():
+        raise Captum3DCamError(f"--annotations: no file at {annotations}")
+    if dataset == "ucf101-24":
+        if annotations is None:
+            raise Captum3DCamError("--annotations: ucf101-24 needs its annotation file (UCF101v2-GT.pkl or pyannot.pkl)")
+        data = datasets.UCF101_24(root, annotations, split=split, clip_len=None)
+    elif dataset == "jhmdb":
+        data = datasets.JHMDB(root, split=split, clip_len=None, gt=annotations)
+    else:
+        folder = Path(root) / "test" if (Path(root) / "test").is_dir() else Path(root)
+        data = datasets.VideoFolder(folder, clip_len=None)
+    order = sorted(range(len(data)), key=lambda i: str(data.video_ids[i]))[: limit or None]
+    if not order:
+        raise Captum3DCamError(f"--root: no videos of the {split} split found in {root}")
+    return _Videos(data, spec, [_safe_id(data.video_ids[i]) for i in order], order, False), list(data.classes)
+
+
+def explain_clip(net, layers, clip: torch.Tensor, geometry: ClipGeometry, *, preset: Dict[str, Any],
+                 clip_len: int, stride: Optional[int] = None, batch_size: int = 1, dtype: str = "float32",
+                 target: Optional[int] = None) -> Dict[str, Any]:
+    """3DCam of one preprocessed video of any length in sliding windows; boxes in the original frame's pixels.
+
+    Returns:
+        ``{"maps" (1, 1, T, h, w), "boxes" (T, 4) (NaN: no box), "probs" (K,), "target", "windows"}``.
+
+    Shape:
+        ``clip`` ``(1, 3, T, h, w)`` -> maps ``(1, 1, T, h, w)``, boxes ``(T, 4)``
+    """
+    total = clip.shape[2]
+    length = min(int(clip_len), total)
+    windows = sliding_windows(total, length, int(stride or max(1, length // 2)))
+    maps_w, probs, video_class = attribute_windows(net, layers, clip, windows, target=target, batch_size=batch_size,
+                                                   dtype=dtype, **preset["attribute"])
+    maps = stitch_windows(maps_w, windows, total).unsqueeze(0)
+    boxes = geometry.boxes_to_frame(attribution_to_boxes(maps, **preset["boxes"]))[0]
+    return {"maps": maps, "boxes": boxes, "probs": probs, "target": video_class, "windows": windows}
+
+
+def _frame_scores(maps: torch.Tensor, geometry: ClipGeometry, boxes: torch.Tensor, gt: torch.Tensor, chunk: int = 32):
+    """Per-frame hit (pointing game in the original frame) and IoU, a few frames at a time."""
+    hits = []
+    for s in range(0, maps.shape[2], chunk):
+        hits.append(pointing_game(geometry.maps_to_frame(maps[:, :, s : s + chunk]).float(), gt[None, s : s + chunk])[0])
+    return torch.cat(hits), box_iou(boxes[None].double(), gt[None].double())[0]
+
+
+def _row(values) -> List[Optional[float]]:
+    return [None if v != v else round(float(v), 4) for v in values]
+
+
+def _complete(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("boxes"), list) and "score" in data
+
+
+def _identity(item):
+    return item
+
+
+def _prepare(out: Path, settings: Dict[str, Any]) -> None:
+    """Rank 0, before the others start: the folders, stale temporaries removed, the settings checked/written."""
+    for sub in ("videos", "maps"):
+        for tmp in (out / sub).glob(".*.tmp") if (out / sub).is_dir() else ():
+            tmp.unlink(missing_ok=True)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    path = out / "run.json"
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+        except ValueError:
+            saved = None
+        changed = [f"{k} ({saved.get(k)!r} -> {settings[k]!r})" for k in _FIXED
+                   if isinstance(saved, dict) and saved.get(k) != settings[k]]
+        if not isinstance(saved, dict) or changed:
+            raise Captum3DCamError(f"--out: {out} holds a run with other settings: {', '.join(changed) or 'unreadable run.json'}; "
+                                   "give the same settings to resume it, or another --out")
+    ddp.write_atomic(path, json.dumps(settings, indent=1))
+
+
+def _summary(out: Path, ids: Sequence[str], settings: Dict[str, Any], seconds: float, world_size: int) -> Dict[str, Any]:
+    """Rank 0: every video file merged into the metrics, ``summary.json`` and ``localization.md``."""
+    meter, per_video, has_gt = LocalizationMeter(DEFAULT_IOU_THRESHOLDS), [], False
+    for vid in ids:
+        data = json.loads((out / "videos" / f"{vid}.json").read_text())
+        nan = float("nan")
+        ious = torch.tensor([nan if v is None else v for v in data["iou"]], dtype=torch.float64)
+        hits = torch.tensor([bool(v) for v in data["hit"]])
+        meter.add(hits[None], ious[None], torch.tensor([data["target"] == data["label"]]))
+        has_gt |= bool((~torch.isnan(ious)).any())
+        per_video.append(data["seconds"])
+    metrics = meter.compute() if has_gt else None
+    summary = {
+        "num_videos": len(ids), "dataset": settings["dataset"], "model": settings["model"],
+        "checkpoint": settings["checkpoint"], "preset": settings["preset"], "layers": settings["layers"],
+        "dtype": settings["dtype"], "localization": metrics,
+        "timings": {"seconds_this_run": round(seconds, 2), "world_size": world_size,
+                    "seconds_per_video_mean": round(sum(per_video) / max(1, len(per_video)), 3),
+                    "videos_per_minute_per_rank": round(60 * len(per_video) / max(1e-9, sum(per_video)), 2)},
+        "videos": list(ids),
+    }
+    head = (f"# explain-dataset: {settings['model']} on {settings['dataset']} ({len(ids)} videos), preset "
+            f"{settings['preset']}, {settings['dtype']}\n\n")
+    if metrics is None:
+        table = "No ground-truth boxes in this dataset: no localization metrics.\n"
+    else:
+        cols = [("pointing", "pointing game"), ("iou@0", "IoU>0"), ("iou@0.5", "IoU>=0.5"), ("iou@0.6", "IoU>=0.6"),
+                ("mean_iou", "mean IoU"), ("class_acc", "class accuracy")]
+        table = ("| videos | frames with a box | " + " | ".join(t for _, t in cols) + " |\n|" + "---|" * (len(cols) + 2)
+                 + f"\n| {len(ids)} | {metrics['frames']} | " + " | ".join(fmt(float(metrics[k])) for k, _ in cols) + " |\n")
+    ddp.write_atomic(out / "summary.json", json.dumps(summary, indent=1))
+    ddp.write_atomic(out / "localization.md", head + table)
+    return {**summary, "table": head + table}
+
+
+def _explain_one(item, net, layers, settings, *, batch_size, save_maps: bool, out: Path, classes, device) -> None:
+    started = time.perf_counter()
+    clip, geometry, gt = item["clip"].to(device), item["geometry"], item["gt"]
+    result = explain_clip(net, layers, clip, geometry, preset=get_preset(settings["preset"]),
+                          clip_len=settings["clip_len"], stride=settings["stride"], batch_size=batch_size,
+                          dtype=settings["dtype"])
+    maps, boxes = result["maps"].cpu(), result["boxes"].cpu()
+    hits, ious = _frame_scores(maps, geometry, boxes, gt)
+    valid = ~torch.isnan(gt).any(-1)
+    target, label = result["target"], item["label"]
+    names = getattr(net, "labels", None) or classes
+    data = {
+        "video": item["video"], "frames": int(maps.shape[2]),
+        "frame_size": {"height": int(geometry.frame_size[0]), "width": int(geometry.frame_size[1])},
+        "label": label, "label_name": classes[label] if 0 <= label < len(classes) else None,
+        "target": target, "target_label": names[target] if target < len(names) else str(target),
+        "score": round(float(result["probs"][target]), 6), "windows": [list(w) for w in result["windows"]],
+        "convention": "(x1, y1, x2, y2) pixel edges of the original frame: x1 <= x < x2; null = no box",
+        "boxes": [None if any(v != v for v in r) else _row(r) for r in boxes.double().tolist()],
+        "gt_boxes": [_row(r) if ok else None for r, ok in zip(gt.double().tolist(), valid.tolist())],
+        "hit": [bool(h) if ok else None for h, ok in zip(hits.tolist(), valid.tolist())],
+        "iou": [None if v != v else round(float(v), 6) for v in ious.tolist()],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if save_maps:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, maps=maps[0, 0].numpy().astype(np.float16))
+        ddp.write_atomic(out / "maps" / f"{item['video']}.npz", buffer.getvalue())
+    ddp.write_atomic(out / "videos" / f"{item['video']}.json", json.dumps(data))  # last: the video is done
+
+
+def run_explain_dataset(
+    dataset: str = "synthetic",
+    *,
+    out: PathLike,
+    root: Optional[PathLike] = None,
+    annotations: Optional[PathLike] = None,
+    split: str = "test",
+    model: Optional[str] = None,
+    checkpoint: Optional[PathLike] = None,
+    preset: str = "localize",
+    layers: Optional[Sequence[str]] = None,
+    device: str = "auto",
+    batch_size: int = 1,
+    limit: Optional[int] = None,
+    save_maps: bool = False,
+    dtype: str = "float32",
+    clip_len: Optional[int] = None,
+    stride: Optional[int] = None,
+    workers: Optional[int] = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> Dict[str, Any]:
+    """Explain the first ``limit`` videos of ``dataset`` into ``out`` (see the module docstring); resumable.
+
+    Args:
+        dataset, root, annotations, split, limit, seed: the videos (:func:`dataset_videos`).
+        model, checkpoint: :func:`load_dataset_model`; layers: default the model's preset.
+        preset: ``"localize"`` or ``"paper"`` (:func:`captum_3dcam.presets.get_preset`).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` (under torchrun ``cuda:LOCAL_RANK``).
+        batch_size: windows per forward pass; clip_len, stride: the windows (default the model's,
+            half of it).
+        save_maps: also ``out/maps/<video>.npz`` (float16 maps at model resolution).
+        dtype: ``"float32"`` or ``"bfloat16"`` (``torch.autocast``).
+        workers: DataLoader workers decoding videos (default 2 for files, 0 for synthetic).
+
+    Returns:
+        the summary (``summary.json``'s content and ``"table"``) on rank 0; ``{"rank": r}`` elsewhere.
+    """
+    if dataset not in DATASETS:
+        raise Captum3DCamError(f"--dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
+    if dtype not in DTYPES:
+        raise Captum3DCamError(f"--dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+    try:
+        get_preset(preset)
+    except ValueError:
+        raise Captum3DCamError(f"--preset: expected localize or paper, got {preset!r}") from None
+    for name, value in (("--batch-size", batch_size), ("--limit", limit), ("--clip-len", clip_len), ("--stride", stride)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise Captum3DCamError(f"{name}: expected a positive integer, got {value!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise Captum3DCamError(f"--workers: expected an integer >= 0, got {workers!r}")
+    out = check_output_dir(out, "--out")  # before any model pass
+    started = time.perf_counter()
+    with init_distributed(device) as ctx:
+        show = progress and ctx.is_main
+        spec = dataset_model_spec(dataset, model, checkpoint)
+        videos, classes = dataset_videos(dataset, spec, root=root, annotations=annotations, split=split,
+                                         limit=limit, seed=seed)
+        with ctx.main_first():  # rank 0 may train the cached small model; the others then load it
+            _, net = load_dataset_model(dataset, spec.name, checkpoint, seed=seed, progress=show)
+        net = net.to(ctx.device)
+        layer_names, layer_modules = resolve_model_layers(net, layers, spec.name)
+        settings = {"dataset": dataset, "root": None if root is None else str(Path(root).resolve()),
+                    "annotations": None if annotations is None else str(Path(annotations).resolve()),
+                    "split": split, "model": spec.name,
+                    "checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
+                    "preset": str(preset).lower(), "layers": layer_names, "dtype": dtype,
+                    "clip_len": int(clip_len or spec.clip_len), "stride": stride, "seed": seed}
+        if ctx.is_main:
+            _prepare(out, settings)  # raises before the barrier: torchrun then stops the other ranks
+        ctx.barrier()
+        mine = ctx.shard(range(len(videos)))
+        todo = [i for i in mine if not _complete(out / "videos" / f"{videos.ids[i]}.json")]
+        log(f"explaining {len(videos)} videos of {dataset} with {spec.name} ({len(layer_names)} layers, preset "
+            f"{preset}, {dtype}) on {ctx.world_size} rank(s); this rank: {len(todo)} to do, "
+            f"{len(mine) - len(todo)} already done", show)
+        n_workers = (0 if dataset == "synthetic" else 2) if workers is None else workers
+        loader = DataLoader(Subset(videos, todo), batch_size=None, collate_fn=_identity, num_workers=n_workers)
+        for item in progress_bar(loader, "explain-dataset", total=len(todo), unit="video", enabled=show):
+            _explain_one(item, net, layer_modules, settings, batch_size=batch_size, save_maps=save_maps, out=out,
+                         classes=classes, device=ctx.device)
+        ctx.barrier()
+        if not ctx.is_main:
+            return {"rank": ctx.rank}
+        summary = _summary(out, videos.ids, settings, time.perf_counter() - started, ctx.world_size)
+        return {**summary, "rank": 0}
