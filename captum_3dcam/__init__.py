@@ -16,7 +16,7 @@ from .gating import LayerwiseGatedClassifier
 from .localization import attribution_to_boxes
 from .metrics import box_iou, iou_accuracy, pointing_game
 from .models import Small3DCNN, default_layers, i3d_kinetics400, resnext3d
-from .presets import LOCALIZE, PAPER, get_preset
+from .presets import LOCALIZE, PAPER, STRICT, get_preset
 from .upsample import normalize_max, upsample_to
 
 __version__ = "0.1.0"
@@ -29,6 +29,7 @@ __all__ = [
     "random_attribution",
     "PAPER",
     "LOCALIZE",
+    "STRICT",
     "get_preset",
     "GlobalLocal3DCam",
     "LayerwiseGlobalLocal3DCam",

@@ -30,6 +30,7 @@ from .figures import describe_attribution, plot_overlay_rows, plot_temporal_curv
 from .layer_rules import LAYER_RULES
 from .localization import attribution_to_boxes
 from .models.registry import get_model_spec, resolve_model_layers
+from .presets import get_preset
 from .overlays import draw_boxes, frame_indices, overlay, resize_frames
 from .tubes import attention_to_segments, temporal_attention
 from .video import read_video, save_gif, save_mp4, video_fps
@@ -95,14 +96,14 @@ def explain_video(
     *,
     checkpoint: Optional[PathLike] = None,
     layers: Optional[Sequence[str]] = None,
-    rule: str = "3dcam",
-    aggregation: str = "sum",
+    rule: Optional[str] = None,
+    aggregation: Optional[str] = None,
     counterfactual: bool = False,
     target: Optional[Union[int, str]] = None,
     clip_len: Optional[int] = None,
     stride: Optional[int] = None,
     max_frames: Optional[int] = None,
-    threshold: float = 0.5,
+    threshold: Optional[float] = None,
     labels_file: Optional[PathLike] = None,
     out: Optional[PathLike] = None,
     gif: bool = True,
@@ -110,6 +111,7 @@ def explain_video(
     max_display_size: int = 480,
     device: str = "auto",
     batch_size: int = 1,
+    preset: Optional[str] = None,
     progress: bool = True,
 ) -> Dict[str, Any]:
     """Explain a video of any length with 3DCam, in sliding windows, and write what it finds.
@@ -134,12 +136,15 @@ def explain_video(
         clip_len, stride: window length and step in frames (default: the model's clip length and
             half of it); a video shorter than ``clip_len`` is one window.
         max_frames: decode at most this many frames.
-        threshold: box and segment threshold, fraction of the maximum.
+        threshold: box and segment threshold, fraction of the maximum (default: the preset's).
         labels_file: class names, one per line (for models without labels).
         out: output folder; ``None`` writes nothing.
         gif, mp4: write ``overlay.gif`` / ``overlay.mp4``.
         max_display_size: long side of the overlay videos and figures, in pixels.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available); maps stay there.
+        preset: ``"localize"``, ``"paper"`` (default) or ``"strict"`` (:mod:`captum_3dcam.presets`): the
+            rule, aggregation, layer normalization and box threshold / region; ``rule``,
+            ``aggregation`` and ``threshold`` given explicitly win over it.
         batch_size: windows per forward/backward pass; raise it to fill a GPU (memory grows
             linearly with it; the maps are the same up to float rounding).
         progress: progress bars and messages on stderr.
@@ -163,6 +168,13 @@ def explain_video(
         as_path(labels_file, "--labels", kind="file")
     if out is not None:
         out = check_output_dir(out, "--out")  # before minutes of work, not after
+    # the preset (default: the paper's) gives every setting that is not passed explicitly
+    chosen = get_preset(preset if preset is not None else "paper")
+    rule = chosen["attribute"].get("layer_rule", "3dcam") if rule is None else rule
+    aggregation = chosen["attribute"].get("aggregation", "sum") if aggregation is None else aggregation
+    normalize = chosen["attribute"].get("normalize_layers", True)
+    threshold = chosen["boxes"].get("threshold", 0.5) if threshold is None else threshold
+    region = chosen["boxes"].get("region", "largest")
     if rule not in LAYER_RULES:
         raise Captum3DCamError(f"--rule: expected one of {', '.join(LAYER_RULES)}, got {rule!r}")
     if not 0.0 <= float(threshold) <= 1.0:
@@ -200,7 +212,8 @@ def explain_video(
     t_windows = time.perf_counter()
     maps_w, probs, video_class = attribute_windows(
         net, layer_modules, clip, windows, layer_rule=rule, aggregation=aggregation,
-        counterfactual=counterfactual, target=target, progress=progress, batch_size=batch_size)
+        counterfactual=counterfactual, target=target, progress=progress, batch_size=batch_size,
+        normalize_layers=normalize)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds_windows = time.perf_counter() - t_windows
@@ -208,7 +221,7 @@ def explain_video(
         labels = _labels_for(net, probs.numel(), labels_file)
 
     maps = stitch_windows(maps_w, windows, total).unsqueeze(0)  # (1, 1, T, h, w)
-    boxes_model = attribution_to_boxes(maps, threshold)  # (1, T, 4)
+    boxes_model = attribution_to_boxes(maps, threshold, region=region)  # (1, T, 4)
     boxes = geometry.boxes_to_frame(boxes_model)[0]
     curve = temporal_attention(maps)[0]
     segments = attention_to_segments(curve[None], threshold)[0]
@@ -254,7 +267,7 @@ def explain_video(
         every = max(1, -(-total // 100))  # at most ~100 GIF frames
         files["gif"] = save_gif(resize_frames(overlay_frames[::every], min(1.0, 320 / max(shown.shape[1:3]))),
                                     out / "overlay.gif", fps=max(1.0, fps / every))
-    how = describe_attribution(rule, aggregation, layers=layer_names, counterfactual=counterfactual)
+    how = describe_attribution(rule, aggregation, normalize, layers=layer_names, counterfactual=counterfactual)
     title = (f"{video.name} ({spec.name}): target {labels[video_class]!r} (p={float(probs[video_class]):.2f}, "
              f"{'given' if target is not None else 'top class'})\n3DCam, {how}")
     fig = plot_temporal_curve(curve, segments=segments, threshold=threshold, fps=fps, video=shown,
@@ -268,6 +281,7 @@ def explain_video(
     files["frames_png"] = save_figure(fig, out / "frames.png")
     summary = {
         "video": str(video), "model": spec.name, "layers": layer_names, "rule": rule, "aggregation": aggregation,
+        "preset": preset or "paper", "normalize_layers": normalize, "region": region,
         "counterfactual": counterfactual, "frames": total, "fps": fps, "windows": windows,
         "target": {"index": video_class, "label": labels[video_class]}, "top5": top5,
         "threshold": threshold, "segments_frames": segments.tolist(),

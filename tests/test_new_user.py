@@ -238,7 +238,7 @@ def test_explain_frames_png_is_labelled_with_true_frames(small_checkpoint, synth
             "--clip-len", "16", "--batch-size", "2", "--no-gif", "--no-mp4", "--out", str(tmp_path / "o"), "-q"]
     assert cli.main(argv) == 0
     assert seen["columns"] == [f"t={t}" for t in (0, 6, 11, 17, 22, 28, 33, 39)]  # 40 frames, not t=0..7
-    assert "target" in seen["title"] and "PAPER preset (rule 3dcam, sum)" in seen["title"]
+    assert "target" in seen["title"] and "LOCALIZE preset (rule gradcam++, sum, normalize_layers=False)" in seen["title"]
     printed = capsys.readouterr()
     assert "s per window of 16 frames, 2 per pass, device cpu" in printed.out and printed.err == ""
     summary = json.loads((tmp_path / "o" / "explanation.json").read_text())

@@ -27,6 +27,8 @@ def add_parser(subparsers):
     p.add_argument("--methods", nargs="+", metavar="NAME",
                    help="methods (default: gradcam_last, 3dcam_layer:<each layer>, 3dcam_sum, 3dcam_mean); "
                         "also e.g. 3dcam_max, gradcam_rule_sum, random, preset:localize, pgc_gradcampp")
+    p.add_argument("--preset", default="localize", choices=("localize", "paper", "strict"),
+                   help="the preset row added to the default methods (default: %(default)s)")
     p.add_argument("--max-videos", type=positive_int, help="evaluate at most this many videos (synthetic: 100)")
     p.add_argument("--threshold", type=fraction, default=0.5, help="box threshold (default 0.5)")
     p.add_argument("--seed", type=int, default=0, help="synthetic data seed (default 0)")
@@ -42,7 +44,7 @@ def run(args) -> int:
         raise Captum3DCamError(f"--root: no such folder {args.root}")
     result = run_evaluate(args.dataset, root=args.root, annotations=args.annotations, split=args.split,
                           model=args.model, checkpoint=args.checkpoint, layers=args.layers, methods=args.methods,
-                          max_videos=args.max_videos, threshold=args.threshold, seed=args.seed, device=args.device,
+                          preset=args.preset, max_videos=args.max_videos, threshold=args.threshold, seed=args.seed, device=args.device,
                           out=args.out, progress=not args.no_progress)
     print(result["table"])
     return 0

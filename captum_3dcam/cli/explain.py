@@ -3,6 +3,7 @@ from pathlib import Path
 
 from ..layer_rules import LAYER_RULES
 from ..models.registry import MODELS
+from ..presets import PRESETS
 from ._common import add_command, fraction, positive_int
 
 NAME = "explain"
@@ -22,9 +23,11 @@ def add_parser(subparsers):
                                         "small-synthetic: the demo's cached model)")
     p.add_argument("--layers", nargs="+", metavar="NAME",
                    help="layers to aggregate, e.g. Mixed_4f Mixed_5c (default: the model's preset)")
-    p.add_argument("--rule", default="3dcam", choices=tuple(LAYER_RULES), help="per-layer rule (default: %(default)s)")
-    p.add_argument("--aggregation", default="sum", choices=("sum", "mean", "max"),
-                   help="how layer maps combine (default: %(default)s)")
+    p.add_argument("--preset", default="localize", choices=tuple(PRESETS),
+                   help="rule, layer normalization and box configuration of captum_3dcam.presets (default: "
+                        "%(default)s; paper = the paper's eq. 1-3 and 0.5 threshold)")
+    p.add_argument("--rule", choices=tuple(LAYER_RULES), help="per-layer rule (default: the preset's)")
+    p.add_argument("--aggregation", choices=("sum", "mean", "max"), help="how layer maps combine (default: the preset's)")
     p.add_argument("--counterfactual", action="store_true", help="explain what argues against the class (eq. 4)")
     p.add_argument("--target", help="class index or name to explain (default: the video's top class)")
     p.add_argument("--clip-len", type=positive_int, help="window length in frames (default: the model's: i3d 64)")
@@ -32,8 +35,8 @@ def add_parser(subparsers):
     p.add_argument("--max-frames", type=positive_int, help="decode at most this many frames")
     p.add_argument("--batch-size", type=positive_int, default=1,
                    help="windows per forward/backward pass (default 1; raise it to fill a GPU)")
-    p.add_argument("--threshold", type=fraction, default=0.5,
-                   help="box and segment threshold, fraction of the maximum (default 0.5)")
+    p.add_argument("--threshold", type=fraction,
+                   help="box and segment threshold, fraction of the maximum (default: the preset's)")
     p.add_argument("--labels", dest="labels_file", help="class names, one per line")
     p.add_argument("--no-gif", action="store_true", help="do not write overlay.gif")
     p.add_argument("--no-mp4", action="store_true", help="do not write overlay.mp4")
@@ -51,11 +54,12 @@ def run(args) -> int:
         aggregation=args.aggregation, counterfactual=args.counterfactual, target=args.target,
         clip_len=args.clip_len, stride=args.stride, max_frames=args.max_frames, threshold=args.threshold,
         labels_file=args.labels_file, out=out, gif=not args.no_gif, mp4=not args.no_mp4, device=args.device,
-        batch_size=args.batch_size, progress=not args.no_progress)
+        batch_size=args.batch_size, progress=not args.no_progress, preset=args.preset)
     print(f"{'rank':>4}  {'prob':>6}  class")
     for row in result["top5"]:
         print(f"{row['rank']:>4}  {row['probability']:6.3f}  {row['label']} ({row['index']})")
     segs = ", ".join(f"{s}-{e}" for s, e in result["segments"].tolist()) or "none"
+    print(f"preset: {args.preset}")
     print(f"explained: {result['target_label']}; action segments (frames, end exclusive): {segs}")
     sec = result["seconds"]
     print(f"3DCam: {len(result['windows'])} window(s) in {sec['attribution']:.1f} s "

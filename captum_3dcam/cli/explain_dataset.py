@@ -37,7 +37,7 @@ def add_parser(subparsers):
     p.add_argument("--split", default="test", choices=("train", "test", "all"), help="real datasets (default: test)")
     p.add_argument("--model", help=f"one of: {', '.join(MODELS)} (default for synthetic: small-synthetic)")
     p.add_argument("--checkpoint", help="weights file")
-    p.add_argument("--preset", default="localize", choices=("localize", "paper"),
+    p.add_argument("--preset", default="localize", choices=("localize", "paper", "strict"),
                    help="attribution and box configuration (default: %(default)s)")
     p.add_argument("--layers", nargs="+", metavar="NAME", help="layers (default: the model's preset)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="windows per forward pass (default 1)")
@@ -48,7 +48,7 @@ def add_parser(subparsers):
     p.add_argument("--dtype", default="float32", choices=DTYPES,
                    help="bfloat16: the passes under torch.autocast (default: %(default)s)")
     p.add_argument("--workers", type=_non_negative_int,
-                   help="DataLoader workers decoding videos per rank (default: 2; synthetic: 0)")
+                   help="DataLoader workers reading annotations ahead per rank (default: 2; synthetic: 0)")
     p.add_argument("--seed", type=int, default=0, help="synthetic data seed (default 0)")
     p.add_argument("--out", required=True, help="output folder (a run already there is resumed)")
     return p

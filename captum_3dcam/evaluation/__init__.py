@@ -22,6 +22,7 @@ import torch
 from .._utils import as_path, check_output_dir, resolve_device
 from ..errors import Captum3DCamError
 from ..models.registry import ModelSpec, resolve_model_layers
+from ..presets import get_preset
 from .dataset_run import dataset_model_spec, dataset_videos, explain_clip, load_dataset_model, run_explain_dataset
 from .engine import IOU_THRESHOLDS, config_key, evaluate_methods
 from .methods import METHODS, Context, Method, available_methods, get_method, method_layers, peer_status
@@ -91,6 +92,7 @@ def run_evaluate(
     checkpoint: Optional[PathLike] = None,
     layers: Optional[Sequence[str]] = None,
     methods: Optional[Sequence[str]] = None,
+    preset: Optional[str] = "localize",
     max_videos: Optional[int] = None,
     threshold: float = 0.5,
     seed: int = 0,
@@ -117,6 +119,8 @@ def run_evaluate(
         checkpoint: weights; for ``small-synthetic`` the demo's cached model is used (or trained).
         layers: layer names (default: the model's preset).
         methods: method names (:func:`available_methods`; default: see above).
+        preset: a preset of :mod:`captum_3dcam.presets` whose row (``"preset:<name>"``, with its own
+            boxes) joins the default methods and whose name the table's header states; ``None``: none.
         max_videos: evaluate at most this many clips (synthetic: the number of test videos, 100).
         threshold: box threshold.
         seed: synthetic data seed.
@@ -137,7 +141,8 @@ def run_evaluate(
     net = net.to(resolve_device(device)).eval()
     layer_names, layer_modules = resolve_model_layers(net, layers, spec.name)
     if methods is None:
-        methods = ["gradcam_last", *[f"3dcam_layer:{n}" for n in layer_names], "3dcam_sum", "3dcam_mean"]
+        methods = ["gradcam_last", *[f"3dcam_layer:{n}" for n in layer_names], "3dcam_sum", "3dcam_mean",
+                   *([f"preset:{preset}"] if preset else [])]
     results = evaluate_methods(net, layer_modules, items, list(methods), threshold=threshold, batch_size=8,
                                show_progress=progress, on_error="raise")
     rows, skipped = [], [f"- `{m}` skipped: {r['skipped']}" for m, r in results.items() if "skipped" in r]
@@ -154,7 +159,8 @@ def run_evaluate(
     table = markdown_table(rows, LOCALIZATION_COLUMNS)
     header = (f"Localization on {dataset} ({int(rows[0]['frames'])} frames with a box, {int(rows[0]['clips'])} clips), "
               f"model {spec.name}, class accuracy {fmt(float(rows[0].get('class_acc', float('nan'))))}, "
-              f"threshold {threshold}.")
+              f"threshold {threshold}" + (f", preset `{preset}` (its own boxes: {get_preset(preset)['boxes']})"
+                                          if preset else "") + ".")
     text = header + "\n\n" + table + ("\n\n" + "\n".join(skipped) if skipped else "")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
