@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _merge(seen: List[str], new: Sequence[str]) -> None:
-    seen += [m for m in new if m not in seen]
+    for m in new:
+        if m not in seen:
+            seen.append(m)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
