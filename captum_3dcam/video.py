@@ -1,6 +1,7 @@
 """Video in and out: decoding files and frame folders, encoding GIF and MP4, display frames.
 
-Lives here: :func:`read_video` (a whole file, PyAV), :func:`read_frames` / :func:`count_frames`
+Lives here: :func:`read_video` (a whole file, PyAV), :func:`iter_frames` (one frame at a time),
+:func:`read_frames` / :func:`count_frames`
 (1-based frame numbers of a file or of a folder of ``00001.jpg`` images, as annotation files
 count them), :func:`video_fps`, :func:`to_frames` (any clip -> displayable ``uint8`` RGB),
 :func:`save_gif` (Pillow), :func:`save_mp4` (PyAV) and :func:`save_video`. Does not live here:
@@ -25,7 +26,7 @@ from .preprocess import (ACTIVITYNET_MEAN, I3D_MIN_FRAMES, ClipGeometry, centre_
 from .windows import apply_sliding_windows, sliding_windows, stitch_windows  # noqa: F401  (re-exported)
 
 __all__ = [
-    "read_video", "read_frames", "count_frames", "video_fps", "to_frames", "save_gif", "save_mp4", "save_video",
+    "read_video", "read_frames", "iter_frames", "count_frames", "video_fps", "to_frames", "save_gif", "save_mp4", "save_video",
     "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", *preprocess.__all__, *windows.__all__,  # the last two: their old home
 ]
 
@@ -114,6 +115,11 @@ def _frame_files(folder: Path):
     return files
 
 
+def _image(path: Path) -> torch.Tensor:
+    with optional_import("PIL.Image", "reading frame folders").open(path) as im:
+        return torch.from_numpy(np.asarray(im.convert("RGB")).copy())
+
+
 def count_frames(source: PathLike) -> int:
     """Number of frames of a video file (decoded, exact) or of a frame folder."""
     source = as_path(source, "source")
@@ -145,14 +151,12 @@ def read_frames(source: PathLike, frames: Optional[Sequence[int]] = None) -> tor
     if wanted is not None and any(f < 1 for f in wanted):
         raise IndexError(f"frames: numbers are 1-based, got {min(wanted)}")
     if source.is_dir():
-        Image = optional_import("PIL.Image", "reading frame folders")
         files = _frame_files(source)
         out = []
         for f in range(1, len(files) + 1) if wanted is None else wanted:
             if f > len(files):
                 raise IndexError(f"frames: frame {f} past the end of {source} ({len(files)} frames)")
-            with Image.open(files[f - 1]) as im:
-                out.append(torch.from_numpy(np.asarray(im.convert("RGB")).copy()))
+            out.append(_image(files[f - 1]))
         return torch.stack(out)
     if not source.is_file():
         raise FileNotFoundError(f"source: no video file or frame folder at {source}")
@@ -173,6 +177,31 @@ def read_frames(source: PathLike, frames: Optional[Sequence[int]] = None) -> tor
     if not numbers:
         raise ValueError(f"source: {source} has no video frames")
     return torch.stack([decoded[f] for f in numbers])
+
+
+def iter_frames(source: PathLike, count: Optional[int] = None) -> Iterator[torch.Tensor]:
+    """Frames 1, 2, ... of a video file or frame folder, one ``(H, W, 3)`` uint8 tensor at a time.
+
+    Decodes sequentially (a file through PyAV, a folder image by image), holding one frame: what a
+    long video streams through (:mod:`captum_3dcam.streaming`). ``count``: stop after that many
+    frames, and ``IndexError`` when the source has fewer (``None``: every frame).
+    """
+    source = as_path(source, "source")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ValueError(f"count: expected a positive int or None, got {count!r}")
+    if source.is_dir():
+        frames = (_image(f) for f in _frame_files(source))
+    elif source.is_file():
+        frames = (_rgb(frame) for frame in _decoded(source))
+    else:
+        raise FileNotFoundError(f"source: no video file or frame folder at {source}")
+    n = 0
+    for n, frame in enumerate(frames, start=1):
+        yield frame
+        if count is not None and n >= count:
+            return
+    if count is not None or n == 0:
+        raise IndexError(f"frames: frame {n + 1} past the end of {source} ({n} frames)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Lives here: :func:`sliding_windows` (the ``[start, stop)`` windows), :func:`stitch_windows`
 (per-window results averaged onto the video's frames), :func:`apply_sliding_windows` (both
 around any per-window function) and :func:`attribute_windows` (3DCam of every window, batched, for
-one class: what ``explain`` and ``explain-dataset`` share). Does not live here: decoding
+one class: what ``explain`` and ``explain-dataset`` share), :class:`WindowCam` (the batched pass
+itself) and :func:`add_window` / :func:`window_mean` (the sums the stitching keeps, also used by
+:mod:`captum_3dcam.streaming`). Does not live here: decoding
 (:mod:`captum_3dcam.video`), preprocessing (:mod:`captum_3dcam.preprocess`) and the attribution
 itself (:mod:`captum_3dcam.attribution`).
 """
@@ -97,10 +99,19 @@ def stitch_windows(
     total = values.new_zeros(out_shape)
     count = values.new_zeros(out_shape)
     for i, (start, stop) in enumerate(windows):
-        v = values[i]
-        valid = ~torch.isnan(v)
-        total.narrow(dim - 1, start, clip_len).add_(torch.where(valid, v, torch.zeros_like(v)))
-        count.narrow(dim - 1, start, clip_len).add_(valid.to(values.dtype))
+        add_window(total.narrow(dim - 1, start, clip_len), count.narrow(dim - 1, start, clip_len), values[i])
+    return window_mean(total, count)
+
+
+def add_window(total: torch.Tensor, count: torch.Tensor, value: torch.Tensor) -> None:
+    """Add one window's result into running ``total`` and ``count`` slices (NaN entries skipped), in place."""
+    valid = ~torch.isnan(value)
+    total.add_(torch.where(valid, value, torch.zeros_like(value)))
+    count.add_(valid.to(total.dtype))
+
+
+def window_mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """``total / count`` of :func:`add_window`'s sums; NaN where no window gave a value."""
     return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
 
 
@@ -159,6 +170,33 @@ class _OutputCapture:
         self._handle.remove()
 
 
+class WindowCam:
+    """3DCam of batches of windows with the logits of the same pass (what every windowed explainer shares).
+
+    ``explain(x, target)``: ``x`` ``(B, C, clip_len, h, w)`` -> ``(maps (B, 1, clip_len, h, w), logits
+    (B, K))``, float32, under ``torch.autocast`` for ``dtype="bfloat16"``. ``logits(x)``: a forward
+    pass only (``no_grad``, the same autocast), ``(B, K)`` float32. Call :meth:`close` when done.
+    """
+
+    def __init__(self, model, layers, *, counterfactual: bool = False, dtype: str = "float32",
+                 **attribute_kwargs) -> None:
+        self.model, self.dtype, self.kwargs = model, dtype, attribute_kwargs
+        self.cam = (Counterfactual3DCam if counterfactual else GlobalLocal3DCam)(model, layers)
+        self.capture = _OutputCapture(model)
+
+    def explain(self, x: torch.Tensor, target):
+        with autocast(x.device, self.dtype):
+            out = self.cam.attribute(x, target=target, **self.kwargs)
+        return out.float(), self.capture.output.float()
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), autocast(x.device, self.dtype):
+            return self.model(x).float()
+
+    def close(self) -> None:
+        self.capture.close()
+
+
 def attribute_windows(model, layers, clip: torch.Tensor, windows: Sequence[Tuple[int, int]], *,
                       target: Optional[int] = None, batch_size: int = 1, counterfactual: bool = False,
                       dtype: str = "float32", progress: bool = False, **attribute_kwargs):
@@ -170,7 +208,8 @@ def attribute_windows(model, layers, clip: torch.Tensor, windows: Sequence[Tuple
     for the video's class, so the stitched map is the map of one class. ``dtype="bfloat16"`` runs
     the passes under ``torch.autocast``; maps and probabilities come back in float32.
     ``attribute_kwargs`` go to :meth:`GlobalLocal3DCam.attribute` (``layer_rule``, ``aggregation``,
-    ``normalize_layers``: a preset's ``"attribute"`` entry).
+    ``normalize_layers``: a preset's ``"attribute"`` entry). For a video too long to hold, see
+    :func:`captum_3dcam.streaming.explain_stream` (the same maps, a window buffer at a time).
 
     Returns:
         ``(maps, probs, video_class)``: maps ``(W, 1, clip_len, h, w)`` (one per window), the
@@ -179,32 +218,28 @@ def attribute_windows(model, layers, clip: torch.Tensor, windows: Sequence[Tuple
     Shape:
         ``clip`` ``(1, C, T, h, w)``, ``W`` windows -> maps ``(W, 1, clip_len, h, w)``, probs ``(K,)``
     """
-    cam = (Counterfactual3DCam if counterfactual else GlobalLocal3DCam)(model, layers)
     unit = "batch" if batch_size > 1 else "window"
 
     def batches(indices):
         return [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
 
     def run(chunk, cls):
-        x = torch.cat([clip[:, :, windows[i][0] : windows[i][1]] for i in chunk])
-        with autocast(x.device, dtype):
-            out = cam.attribute(x, target=cls, **attribute_kwargs)
-        return out.float()
+        return cam.explain(torch.cat([clip[:, :, windows[i][0] : windows[i][1]] for i in chunk]), cls)
 
     maps, logits = [None] * len(windows), [None] * len(windows)
-    capture = _OutputCapture(model)
+    cam = WindowCam(model, layers, counterfactual=counterfactual, dtype=dtype, **attribute_kwargs)
     try:
         for chunk in progress_bar(batches(list(range(len(windows)))), "3DCam windows", unit=unit, enabled=progress):
-            out = run(chunk, target)
+            out, lg = run(chunk, target)
             for k, i in enumerate(chunk):
-                maps[i], logits[i] = out[k : k + 1], capture.output[k : k + 1].float()
+                maps[i], logits[i] = out[k : k + 1], lg[k : k + 1]
         probs = torch.cat(logits).softmax(-1).mean(0)
         video_class = int(probs.argmax()) if target is None else int(target)
         redo = [i for i, lg in enumerate(logits) if int(lg.argmax()) != video_class]
         for chunk in progress_bar(batches(redo), "re-explain windows", unit=unit, enabled=progress and bool(redo)):
-            out = run(chunk, video_class)
+            out, _ = run(chunk, video_class)
             for k, i in enumerate(chunk):
                 maps[i] = out[k : k + 1]
     finally:
-        capture.close()
+        cam.close()
     return torch.cat(maps), probs, video_class

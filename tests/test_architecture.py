@@ -24,7 +24,7 @@ LAYERS = [
     ("base", ["errors", "_utils", "_safe_load", "distributed", "ddp"]),
     ("core", ["upsample", "layer_rules", "_hooks", "_validation", "attribution", "presets"]),
     ("localization and metrics", ["localization", "tubes", "metrics", "sanity", "faithfulness", "confidence", "imputation"]),
-    ("models, video, datasets", ["models", "models.*", "video", "preprocess", "windows", "datasets",
+    ("models, video, datasets", ["models", "models.*", "video", "preprocess", "windows", "streaming", "datasets",
                                  "datasets.*", "gates", "gating", "accuracy", "training"]),
     ("evaluation", ["evaluation", "evaluation.dataset_run", "evaluation.*"]),
     ("pictures", ["overlays", "figures", "visualization"]),

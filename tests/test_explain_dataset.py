@@ -1,6 +1,7 @@
 """``captum-3dcam explain-dataset`` / :func:`captum_3dcam.evaluation.dataset_run.run_explain_dataset`:
 the files, the metrics against LocalizationMeter, resume, the output folder refused before work,
-2 torchrun ranks equal to one process, bfloat16."""
+2 torchrun ranks equal to one process, bfloat16; streaming equal to the whole-video computation
+with the frames held bounded by the windows, not the length."""
 import json
 import os
 import subprocess
@@ -211,3 +212,111 @@ def test_torchrun_two_ranks_equal_one_process(run3, small_checkpoint, tmp_path):
     assert s2["timings"]["world_size"] == 2
     assert {k: v for k, v in s1.items() if k != "timings"} == {k: v for k, v in s2.items() if k != "timings"}
     assert not list(out.rglob("*.tmp"))
+
+
+def _long_video(tmp_path, frames=70):
+    """A synthetic video of ``frames`` frames (a moving square) written as MP4 in ``root/test/<class>/``."""
+    from captum_3dcam.video import save_mp4
+
+    g = torch.Generator().manual_seed(0)
+    video = (torch.rand(frames, 48, 80, 3, generator=g) * 60).to(torch.uint8)
+    for t in range(frames):
+        x = 4 + (t * 3) % 50
+        video[t, 12:36, x : x + 20] = 220
+    root = tmp_path / "data"
+    path = save_mp4(video, root / "test" / "walk" / "long.mp4")
+    (root / "test" / "run").mkdir()
+    return root, path
+
+
+def _whole_video_reference(net, layers, spec, path, clip_len, stride, batch_size):
+    """The non-streaming computation: decode all, preprocess all, every window, stitch, boxes."""
+    from captum_3dcam.localization import attribution_to_boxes
+    from captum_3dcam.presets import get_preset
+    from captum_3dcam.video import read_video
+    from captum_3dcam.windows import attribute_windows, sliding_windows, stitch_windows
+
+    clip, geometry = spec.preprocess(read_video(path))
+    windows = sliding_windows(clip.shape[2], clip_len, stride)
+    preset = get_preset("localize")
+    maps, probs, target = attribute_windows(net, layers, clip, windows, batch_size=batch_size, **preset["attribute"])
+    maps = stitch_windows(maps, windows, clip.shape[2]).unsqueeze(0)
+    return maps, geometry.boxes_to_frame(attribution_to_boxes(maps, **preset["boxes"]))[0], probs, target, windows
+
+
+def test_streaming_equals_the_whole_video(small_checkpoint, tmp_path):
+    """explain-dataset on a 70-frame file (8 windows of 16, stride 8) = the whole-video computation."""
+    from captum_3dcam.models.registry import get_model_spec, resolve_model_layers
+
+    root, path = _long_video(tmp_path)
+    out = tmp_path / "out"
+    run_explain_dataset("folder", root=root, out=out, checkpoint=small_checkpoint, model="small-synthetic",
+                        device="cpu", batch_size=3, save_maps=True, workers=0, progress=False)
+    spec = get_model_spec("small-synthetic")
+    net = spec.load(str(small_checkpoint)).eval()
+    _, layers = resolve_model_layers(net, None, spec.name)
+    maps, boxes, probs, target, windows = _whole_video_reference(net, layers, spec, path, 16, 8, 3)
+    data = _videos(out)["walk__long.mp4"]
+    assert data["frames"] == 70 and [tuple(w) for w in data["windows"]] == windows and len(windows) > 5
+    assert data["target"] == target and data["score"] == pytest.approx(round(float(probs[target]), 6), abs=1e-6)
+    got = torch.tensor([[float("nan")] * 4 if b is None else b for b in data["boxes"]], dtype=torch.float64)
+    assert torch.equal(torch.isnan(got), torch.isnan(boxes))
+    assert torch.nan_to_num((got - boxes.double()).abs()).max() <= 1e-4
+    saved = np.load(out / "maps" / "walk__long.mp4.npz")["maps"]
+    assert np.array_equal(saved, maps[0, 0].numpy().astype(np.float16))
+
+
+@pytest.mark.parametrize("clip_len, stride, batch_size", [(16, 8, 1), (16, 5, 2), (12, 12, 1)])
+def test_streaming_holds_a_bounded_number_of_frames(small_checkpoint, clip_len, stride, batch_size):
+    """Frames decoded but not yet finalized stay below a bound set by the windows, not the length."""
+    from captum_3dcam.models.registry import get_model_spec, resolve_model_layers
+    from captum_3dcam.presets import get_preset
+    from captum_3dcam.streaming import explain_stream, frame_chunks
+
+    spec = get_model_spec("small-synthetic")
+    net = spec.load(str(small_checkpoint)).eval()
+    _, layers = resolve_model_layers(net, None, spec.name)
+    worst = {}
+    for length in (40, 160):
+        state = {"decoded": 0, "done": 0, "worst": 0, "calls": 0, "passes": 1}
+
+        def frames():
+            for _ in range(length):
+                state["decoded"] += 1
+                if state["calls"] == state["passes"]:  # the explaining pass: frames leave through the sink
+                    state["worst"] = max(state["worst"], state["decoded"] - state["done"])
+                yield torch.full((40, 60, 3), 100, dtype=torch.uint8)
+
+        def source():
+            state.update(decoded=0, done=0, calls=state["calls"] + 1)
+            return frame_chunks(frames(), spec.preprocess, group=stride, pad_to=clip_len)
+
+        def sink(start, maps, boxes, geometry):
+            assert start == state["done"] and maps.shape[2] == boxes.shape[0]
+            state["done"] += maps.shape[2]
+
+        for target in (None, 1):
+            state.update(calls=0, passes=2 if target is None else 1)
+            result = explain_stream(net, layers, source, preset=get_preset("localize"), clip_len=clip_len,
+                                    stride=stride, batch_size=batch_size, target=target, sink=sink)
+            assert state["done"] == result["num_frames"] == length and state["calls"] == state["passes"]
+            assert result["peak_frames"] <= clip_len + stride  # the window buffer, both passes
+        worst[length] = state["worst"]
+    # in flight: the window buffer, the windows of one batch, one decoded group; not the length
+    assert worst[160] == worst[40] <= clip_len + batch_size * stride + stride, worst
+
+
+def test_maps_writer_appends_and_refuses_a_short_file(tmp_path):
+    from captum_3dcam.streaming import MapsWriter
+
+    maps = np.random.default_rng(0).random((10, 5, 7)).astype(np.float32)
+    writer = MapsWriter(tmp_path / "v.npz", 10)
+    for s in range(0, 10, 4):
+        writer.append(maps[s : s + 4])
+    writer.close()
+    assert np.array_equal(np.load(tmp_path / "v.npz")["maps"], maps.astype(np.float16))
+    short = MapsWriter(tmp_path / "w.npz", 10)
+    short.append(maps[:3])
+    with pytest.raises(ValueError, match="3 frames"):
+        short.close()
+    assert not (tmp_path / "w.npz").exists()

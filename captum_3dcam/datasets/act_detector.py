@@ -313,16 +313,20 @@ class VideoClipDataset(Dataset):
         length = n if self.clip_len is None else self.clip_len
         return [min(start + i, n) for i in range(length)]
 
+    def clip_boxes(self, index: int) -> torch.Tensor:
+        """The boxes ``(T, 4)`` of item ``index`` (``index`` in ``0..len - 1``), NaN rows for padded frames."""
+        name, start = self.items[index]
+        numbers = self.frame_numbers(index)
+        boxes = self.video_boxes(name)[torch.tensor(numbers) - 1].clone()
+        boxes[torch.arange(len(numbers)) + start > self.annotations[name].num_frames] = float("nan")
+        return boxes
+
     def __getitem__(self, index: int):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         index = index % len(self)
-        name, start = self.items[index]
-        numbers = self.frame_numbers(index)
-        frames = read_frames(self.source(name), numbers)
-        all_boxes = self.video_boxes(name)
-        boxes = all_boxes[torch.tensor(numbers) - 1].clone()
-        padded = torch.arange(len(numbers)) + start > self.annotations[name].num_frames
-        boxes[padded] = float("nan")
+        name = self.items[index][0]
+        frames = read_frames(self.source(name), self.frame_numbers(index))
+        boxes = self.clip_boxes(index)
         clip = frames if self.transform is None else self.transform(frames)
         return clip, boxes, self.annotations[name].label

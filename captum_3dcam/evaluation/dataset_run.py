@@ -5,11 +5,12 @@
     summary = run_explain_dataset("synthetic", out="runs/explained", limit=40)   # also under torchrun
     summary["localization"]["pointing"]
 
-Per video (decoded by ``torch.utils.data.DataLoader`` workers while the model computes), the whole
-video goes through sliding windows (:func:`~captum_3dcam.windows.attribute_windows`), the maps are
-stitched, boxes come from the preset's thresholding and go back to the original frame's pixels
-(:class:`~captum_3dcam.preprocess.ClipGeometry`); ``OUT/videos/<video_id>.json`` is written
-atomically (``--save-maps``: ``OUT/maps/<video_id>.npz``, float16). Under torchrun every rank takes
+Per video (its boxes read by ``torch.utils.data.DataLoader`` workers), the frames stream through
+sliding windows (:func:`~captum_3dcam.streaming.explain_stream`: decoded and preprocessed a window
+buffer at a time, the maps stitched in a rolling sum, memory flat in the length), each frame's box
+from the preset's thresholding back in the original frame's pixels as soon as no window is left for
+it; ``OUT/videos/<video_id>.json`` is written atomically (``--save-maps``: ``OUT/maps/<video_id>.npz``,
+float16, appended as the frames finish). Under torchrun every rank takes
 ``ctx.shard(videos)``; after a barrier rank 0 reads every video file and writes ``summary.json`` and
 ``localization.md`` (pointing game, IoU accuracy at 0/0.5/0.6, mean IoU, by
 :class:`~captum_3dcam.metrics.LocalizationMeter`). A rerun skips videos whose file is complete.
@@ -21,14 +22,12 @@ Lives here: :func:`run_explain_dataset`, :func:`explain_clip` (one preprocessed 
 (:mod:`captum_3dcam.distributed`), the metrics (:mod:`captum_3dcam.metrics`), the command line
 (:mod:`captum_3dcam.cli.explain_dataset`).
 """
-import io
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -41,7 +40,8 @@ from ..metrics import DEFAULT_IOU_THRESHOLDS, LocalizationMeter, box_iou, pointi
 from ..models.registry import MODELS, ModelSpec, get_model_spec, resolve_model_layers
 from ..preprocess import ClipGeometry
 from ..presets import get_preset
-from ..windows import attribute_windows, sliding_windows, stitch_windows
+from ..streaming import MapsWriter, explain_stream, frame_chunks
+from ..video import iter_frames
 from .tables import fmt
 
 __all__ = ["DATASETS", "DTYPES", "run_explain_dataset", "explain_clip", "dataset_videos", "load_dataset_model",
@@ -88,7 +88,7 @@ def _identity_geometry(h: int, w: int, t: int) -> ClipGeometry:
 
 
 class _Videos(Dataset):
-    """Whole videos ``{"video", "clip" (1, 3, T, h, w), "geometry", "gt" (T, 4), "label"}``, decoded on access."""
+    """Whole videos ``{"video", "source", "gt" (T, 4), "label"}``; :meth:`stream` decodes one as it is explained."""
 
     def __init__(self, data, spec: ModelSpec, ids: Sequence[str], indices: Sequence[int], synthetic: bool) -> None:
         self.data, self.spec, self.ids, self.indices, self.synthetic = data, spec, list(ids), list(indices), synthetic
@@ -97,22 +97,30 @@ class _Videos(Dataset):
         return len(self.ids)
 
     def __getitem__(self, i: int) -> Dict[str, Any]:
-        if self.synthetic:  # one synthetic video: its consecutive clips joined along time
+        if self.synthetic:  # one synthetic video (generated, small): its consecutive clips joined along time
             k = self.data.clips_per_video
             parts = [self.data[self.indices[i] * k + c] for c in range(k)]
             clip = torch.cat([p[0] for p in parts], dim=1)
             gt, label = torch.cat([torch.as_tensor(p[1]) for p in parts]).float(), int(parts[0][2])
             if self.spec.name in _SMALL:
                 _, t, h, w = clip.shape
-                clip, geometry = clip[None], _identity_geometry(h, w, t)
+                source = (clip[None], _identity_geometry(h, w, t))
             else:
-                frames = (self.data.to_rgb(clip).permute(1, 2, 3, 0) * 255).round().to(torch.uint8)
-                clip, geometry = self.spec.preprocess(frames)
-        else:
-            frames, gt, label = self.data[self.indices[i]][:3]
-            clip, geometry = self.spec.preprocess(torch.as_tensor(frames))
-            gt, label = torch.as_tensor(gt, dtype=torch.float32), int(label)
-        return {"video": self.ids[i], "clip": clip, "geometry": geometry, "gt": gt, "label": label}
+                source = self.spec.preprocess((self.data.to_rgb(clip).permute(1, 2, 3, 0) * 255).round().to(torch.uint8))
+        else:  # a file or frame folder: its path and length only; the frames are decoded by stream()
+            j = self.indices[i]
+            name = self.data.items[j][0]  # clip_len=None: one item per video, frames 1..n
+            source = (str(self.data.source(name)), len(self.data.frame_numbers(j)))
+            gt, label = self.data.clip_boxes(j).float(), int(self.data.annotations[name].label)
+        return {"video": self.ids[i], "source": source, "gt": gt, "label": label}
+
+    def stream(self, item: Dict[str, Any], clip_len: int, device) -> Callable[[], Iterator]:
+        """A source for :func:`~captum_3dcam.streaming.explain_stream`: the item's preprocessed chunks."""
+        first, second = item["source"]
+        if isinstance(first, torch.Tensor):  # already preprocessed, in memory
+            return lambda: ((first[:, :, s : s + clip_len].to(device), second) for s in range(0, first.shape[2], clip_len))
+        return lambda: ((c.to(device), g) for c, g in frame_chunks(iter_frames(first, second), self.spec.preprocess,
+                                                                  group=clip_len, pad_to=clip_len))
 
 
 def _safe_id(name: str) -> str:
@@ -161,7 +169,11 @@ def dataset_videos(dataset: str, spec: ModelSpec, *, root: Optional[PathLike] = 
 def explain_clip(net, layers, clip: torch.Tensor, geometry: ClipGeometry, *, preset: Dict[str, Any],
                  clip_len: int, stride: Optional[int] = None, batch_size: int = 1, dtype: str = "float32",
                  target: Optional[int] = None) -> Dict[str, Any]:
-    """3DCam of one preprocessed video of any length in sliding windows; boxes in the original frame's pixels.
+    """3DCam of one preprocessed video held in memory, in sliding windows; boxes in the original frame's pixels.
+
+    :func:`~captum_3dcam.streaming.explain_stream` over the clip's frames, its chunks collected
+    (``explain-dataset`` streams from the file instead and keeps no maps). With ``target=None``
+    the windows go through the model twice (forward only for the class, then explained).
 
     Returns:
         ``{"maps" (1, 1, T, h, w), "boxes" (T, 4) (NaN: no box), "probs" (K,), "target", "windows"}``.
@@ -169,22 +181,18 @@ def explain_clip(net, layers, clip: torch.Tensor, geometry: ClipGeometry, *, pre
     Shape:
         ``clip`` ``(1, 3, T, h, w)`` -> maps ``(1, 1, T, h, w)``, boxes ``(T, 4)``
     """
-    total = clip.shape[2]
-    length = min(int(clip_len), total)
-    windows = sliding_windows(total, length, int(stride or max(1, length // 2)))
-    maps_w, probs, video_class = attribute_windows(net, layers, clip, windows, target=target, batch_size=batch_size,
-                                                   dtype=dtype, **preset["attribute"])
-    maps = stitch_windows(maps_w, windows, total).unsqueeze(0)
-    boxes = geometry.boxes_to_frame(attribution_to_boxes(maps, **preset["boxes"]))[0]
-    return {"maps": maps, "boxes": boxes, "probs": probs, "target": video_class, "windows": windows}
+    maps, boxes = [], []
+    result = explain_stream(net, layers, lambda: [(clip, geometry)], preset=preset, clip_len=clip_len, stride=stride,
+                            batch_size=batch_size, dtype=dtype, target=target,
+                            sink=lambda _, m, b, g: (maps.append(m), boxes.append(b)))
+    return {"maps": torch.cat(maps, dim=2), "boxes": torch.cat(boxes), "probs": result["probs"],
+            "target": result["target"], "windows": result["windows"]}
 
 
-def _frame_scores(maps: torch.Tensor, geometry: ClipGeometry, boxes: torch.Tensor, gt: torch.Tensor, chunk: int = 32):
-    """Per-frame hit (pointing game in the original frame) and IoU, a few frames at a time."""
-    hits = []
-    for s in range(0, maps.shape[2], chunk):
-        hits.append(pointing_game(geometry.maps_to_frame(maps[:, :, s : s + chunk]).float(), gt[None, s : s + chunk])[0])
-    return torch.cat(hits), box_iou(boxes[None].double(), gt[None].double())[0]
+def _frame_scores(maps: torch.Tensor, geometry: ClipGeometry, boxes: torch.Tensor, gt: torch.Tensor):
+    """Per-frame hit (pointing game in the original frame) and IoU of a chunk of frames."""
+    hits = pointing_game(geometry.maps_to_frame(maps).float(), gt[None])[0]
+    return hits, box_iou(boxes[None].double(), gt[None].double())[0]
 
 
 def _row(values) -> List[Optional[float]]:
@@ -258,19 +266,31 @@ def _summary(out: Path, ids: Sequence[str], settings: Dict[str, Any], seconds: f
     return {**summary, "table": head + table}
 
 
-def _explain_one(item, net, layers, settings, *, batch_size, save_maps: bool, out: Path, classes, device) -> None:
+def _explain_one(item, videos: _Videos, net, layers, settings, *, batch_size, save_maps: bool, out: Path, classes,
+                 device) -> None:
+    """One video streamed (:func:`~captum_3dcam.streaming.explain_stream`): each frame's box, hit and IoU
+    (and float16 map) kept as it is final; the frames and the float32 maps are never held whole."""
     started = time.perf_counter()
-    clip, geometry, gt = item["clip"].to(device), item["geometry"], item["gt"]
-    result = explain_clip(net, layers, clip, geometry, preset=get_preset(settings["preset"]),
-                          clip_len=settings["clip_len"], stride=settings["stride"], batch_size=batch_size,
-                          dtype=settings["dtype"])
-    maps, boxes = result["maps"].cpu(), result["boxes"].cpu()
-    hits, ious = _frame_scores(maps, geometry, boxes, gt)
+    gt, boxes, hits, ious = item["gt"], [], [], []
+    writer = MapsWriter(out / "maps" / f"{item['video']}.npz", gt.shape[0]) if save_maps else None
+
+    def sink(start, maps, chunk_boxes, geometry):
+        maps, chunk_boxes = maps.cpu(), chunk_boxes.cpu()
+        h, i = _frame_scores(maps, geometry, chunk_boxes, gt[start : start + maps.shape[2]])
+        boxes.append(chunk_boxes), hits.append(h), ious.append(i)
+        if writer is not None:
+            writer.append(maps[0, 0].numpy())
+
+    result = explain_stream(net, layers, videos.stream(item, settings["clip_len"], device),
+                            preset=get_preset(settings["preset"]), clip_len=settings["clip_len"],
+                            stride=settings["stride"], batch_size=batch_size, dtype=settings["dtype"], sink=sink)
+    geometry, frames = result["geometry"], result["num_frames"]  # iter_frames: exactly the annotated frames
+    boxes, hits, ious = torch.cat(boxes), torch.cat(hits), torch.cat(ious)
     valid = ~torch.isnan(gt).any(-1)
     target, label = result["target"], item["label"]
     names = getattr(net, "labels", None) or classes
     data = {
-        "video": item["video"], "frames": int(maps.shape[2]),
+        "video": item["video"], "frames": int(frames),
         "frame_size": {"height": int(geometry.frame_size[0]), "width": int(geometry.frame_size[1])},
         "label": label, "label_name": classes[label] if 0 <= label < len(classes) else None,
         "target": target, "target_label": names[target] if target < len(names) else str(target),
@@ -282,10 +302,8 @@ def _explain_one(item, net, layers, settings, *, batch_size, save_maps: bool, ou
         "iou": [None if v != v else round(float(v), 6) for v in ious.tolist()],
         "seconds": round(time.perf_counter() - started, 3),
     }
-    if save_maps:
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, maps=maps[0, 0].numpy().astype(np.float16))
-        ddp.write_atomic(out / "maps" / f"{item['video']}.npz", buffer.getvalue())
+    if writer is not None:
+        writer.close()
     ddp.write_atomic(out / "videos" / f"{item['video']}.json", json.dumps(data))  # last: the video is done
 
 
@@ -322,7 +340,8 @@ def run_explain_dataset(
             half of it).
         save_maps: also ``out/maps/<video>.npz`` (float16 maps at model resolution).
         dtype: ``"float32"`` or ``"bfloat16"`` (``torch.autocast``).
-        workers: DataLoader workers decoding videos (default 2 for files, 0 for synthetic).
+        workers: DataLoader workers reading videos' annotations ahead (default 2 for files, 0 for
+            synthetic); the frames are decoded in this process as they stream.
 
     Returns:
         the summary (``summary.json``'s content and ``"table"``) on rank 0; ``{"rank": r}`` elsewhere.
@@ -368,7 +387,7 @@ def run_explain_dataset(
         n_workers = (0 if dataset == "synthetic" else 2) if workers is None else workers
         loader = DataLoader(Subset(videos, todo), batch_size=None, collate_fn=_identity, num_workers=n_workers)
         for item in progress_bar(loader, "explain-dataset", total=len(todo), unit="video", enabled=show):
-            _explain_one(item, net, layer_modules, settings, batch_size=batch_size, save_maps=save_maps, out=out,
+            _explain_one(item, videos, net, layer_modules, settings, batch_size=batch_size, save_maps=save_maps, out=out,
                          classes=classes, device=ctx.device)
         ctx.barrier()
         if not ctx.is_main:
