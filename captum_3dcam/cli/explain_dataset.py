@@ -1,21 +1,10 @@
 """``captum-3dcam explain-dataset``: every video of a dataset explained into files, resumable, under torchrun
 too (:func:`captum_3dcam.evaluation.dataset_run.run_explain_dataset`)."""
-import argparse
 
 from ..models.registry import MODELS
-from ._common import add_command, positive_int
+from ._common import add_command, non_negative_int, positive_int
 
 NAME = "explain-dataset"
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 def add_parser(subparsers):
@@ -47,7 +36,7 @@ def add_parser(subparsers):
     p.add_argument("--save-maps", action="store_true", help="also write OUT/maps/<video>.npz (float16 maps)")
     p.add_argument("--dtype", default="float32", choices=DTYPES,
                    help="bfloat16: the passes under torch.autocast (default: %(default)s)")
-    p.add_argument("--workers", type=_non_negative_int,
+    p.add_argument("--workers", type=non_negative_int,
                    help="DataLoader workers reading annotations ahead per rank (default: 2; synthetic: 0)")
     p.add_argument("--seed", type=int, default=0, help="synthetic data seed (default 0)")
     p.add_argument("--out", required=True, help="output folder (a run already there is resumed)")

@@ -3,7 +3,7 @@ torchrun too (:func:`captum_3dcam.recognition.run_train`)."""
 import argparse
 
 from ..recognition import DATASETS
-from ._common import add_command, positive_int
+from ._common import add_command, non_negative_int, positive_int
 
 NAME = "train"
 MODELS = ("small", "i3d-kinetics400", "resnext101")
@@ -26,16 +26,6 @@ def _non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -77,7 +67,7 @@ def add_parser(subparsers):
     p.add_argument("--gamma", type=_positive_float, default=0.1, help="(default: %(default)s)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                    help="bfloat16: forward passes under torch.autocast (for GPUs) (default: %(default)s)")
-    p.add_argument("--workers", type=_non_negative_int, default=0, help="DataLoader workers per rank (default: 0)")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader workers per rank (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="initialization, batch order and synthetic data (default 0)")
     p.add_argument("--clip-len", type=positive_int, help="frames per clip (default: the model's; I3D 64)")
     p.add_argument("--train-videos", type=positive_int,
