@@ -42,3 +42,13 @@ def device(request):
     if request.param == "cuda" and not torch.cuda.is_available():
         pytest.skip("CUDA is not available")
     return torch.device(request.param)
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory):
+    """A Small3DCNN trained for one epoch on 20 synthetic videos (seconds): the pipeline, not accuracy."""
+    from captum_3dcam.models import QUICK_RECIPE, train_small_model
+
+    path = tmp_path_factory.mktemp("model") / "small.pt"
+    train_small_model(path, progress=False, **QUICK_RECIPE)
+    return path

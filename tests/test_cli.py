@@ -15,7 +15,6 @@ pytest.importorskip("scipy")
 from captum_3dcam import cli  # noqa: E402
 from captum_3dcam.errors import Captum3DCamError  # noqa: E402
 from captum_3dcam.explain import explain_video  # noqa: E402
-from captum_3dcam.models import QUICK_RECIPE  # noqa: E402
 
 
 def _decoded_frames(path):
@@ -34,16 +33,6 @@ def _png_size(path):
 def _isolated_cache(tmp_path, monkeypatch):
     """No test reads or trains into the user's model cache."""
     monkeypatch.setenv("CAPTUM_3DCAM_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def small_checkpoint(tmp_path_factory):
-    """A Small3DCNN trained for one epoch on 20 synthetic videos (seconds): the pipeline, not accuracy."""
-    from captum_3dcam.models import train_small_model
-
-    path = tmp_path_factory.mktemp("model") / "small.pt"
-    train_small_model(path, progress=False, **QUICK_RECIPE)
-    return path
 
 
 @pytest.fixture(scope="module")

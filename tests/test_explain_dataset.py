@@ -17,7 +17,6 @@ from captum_3dcam.datasets import SyntheticActions
 from captum_3dcam.errors import Captum3DCamError
 from captum_3dcam.evaluation.dataset_run import run_explain_dataset
 from captum_3dcam.metrics import LocalizationMeter, box_iou, pointing_game
-from captum_3dcam.models import QUICK_RECIPE
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = {"video", "target", "label", "score", "boxes", "hit", "iou", "frame_size", "frames"}
@@ -26,16 +25,6 @@ KEYS = {"video", "target", "label", "score", "boxes", "hit", "iou", "frame_size"
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CAPTUM_3DCAM_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def small_checkpoint(tmp_path_factory):
-    """A Small3DCNN trained for one epoch on 20 synthetic videos (seconds): the pipeline, not accuracy."""
-    from captum_3dcam.models import train_small_model
-
-    path = tmp_path_factory.mktemp("model") / "small.pt"
-    train_small_model(path, progress=False, **QUICK_RECIPE)
-    return path
 
 
 @pytest.fixture(scope="module")
