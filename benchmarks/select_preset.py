@@ -13,13 +13,19 @@ The procedure:
    seed in ``--seeds`` (trained once with the library's recipe, cached in ``--checkpoint-dir``),
    in five variants that move what a box threshold depends on: the actor's size (the
    ``radius`` knob: small, default, big, bigger; boxes cover 1.5 % to 24 % of the frame) and the
-   frame resolution (96 x 96 instead of 64 x 64). The real clips are test data: they are not
-   looked at here.
+   frame resolution (96 x 96 instead of 64 x 64); and a sixth, ``deep-net pedestal``: the default
+   videos with every frame of each candidate's final map lifted by the constant that gives it the
+   per-frame ``min / max`` that the same map configuration has with the pretrained I3D on
+   validation clips (:func:`pedestal_ratios`). The small validation networks' summed maps sit near
+   zero away from the actor; a deep network's do not (their layers' receptive fields cover the
+   frame), and a box rule that only works on maps that touch zero should lose. The real clips are
+   test data: they are not looked at here.
 2. Target: the model's predicted class. One forward and one backward pass per batch capture the
    activation and gradient of every layer (what ``GlobalLocal3DCam.attribute`` computes); every
    candidate below is computed from those same tensors, so all candidates see identical inputs.
 3. Candidates: ``layer_rule`` x ``normalize_layers`` x ``aggregation`` x layer subset (all layers,
-   the deeper half, the last) x box threshold x box region.
+   the deeper half, the last) x box threshold x box region x ``relative_to`` (threshold a fraction
+   of each frame's maximum, or of its range ``max - min``).
 4. Sanity (Adebayo et al. 2018): for every map configuration, the Spearman rank correlation
    between its maps of the trained model and of the same model with every layer re-initialized
    (:func:`captum_3dcam.sanity.cascading_randomization`, last step), on 8 validation clips.
@@ -56,15 +62,18 @@ NORMS = ("max", "minmax", False)
 AGGREGATIONS = ("sum",)  # "mean" boxes and points exactly as "sum"; "max" lost everywhere in a first run
 SUBSETS = ("all", "deep")  # "last" lost everywhere in a first run
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, "otsu")
+PEDESTAL = "deep-net pedestal"  # the default variant, each frame lifted to the min/max ratio I3D shows
 VARIANTS = {
     "default": {},
     "small actors": {"radius": (0.05, 0.07)},
     "big actors": {"radius": (0.15, 0.22)},
     "bigger actors": {"radius": (0.2, 0.28)},
     "96x96 frames": {"size": (96, 96)},
+    PEDESTAL: {},
 }
 REGIONS = ("largest", "peak", "union")
-PAPER = ("3dcam", "max", "sum", "all", 0.5, "largest")
+RELATIVES = ("max", "range")  # box threshold relative to each frame's maximum, or to its range
+PAPER = ("3dcam", "max", "sum", "all", 0.5, "largest", "max")
 METRICS = ("pointing", "iou@0.5", "mean_iou")
 
 
@@ -169,7 +178,46 @@ def capture(model, layers, clips: torch.Tensor):
     return acts, grads, predicted
 
 
-def run_grid(model, layers, batches, *, rules, norms, aggs, subsets, thresholds, regions, to_frame=None):
+def lift(final: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Each frame plus the constant that makes its ``min / max`` equal ``ratio`` (never lowered)."""
+    lo = final.amin(dim=(-2, -1), keepdim=True)
+    hi = final.amax(dim=(-2, -1), keepdim=True)
+    c = ((ratio * hi - lo) / (1.0 - ratio)).clamp(min=0)
+    return final + torch.where(hi > 0, c, torch.zeros_like(c))
+
+
+def pedestal_ratios(rules, norms, aggs, subsets, num_clips: int = 8, seed: int = 0,
+                    cache: Optional[Path] = None) -> Dict[tuple, float]:
+    """Mean per-frame ``min / max`` of every map configuration's final map with the pretrained I3D
+    (``i3d_kinetics400``, 9 Mixed layers) on ``num_clips`` validation clips at 224 x 224: how far
+    above zero a deep network lifts the summed maps. Validation clips only, never a real clip.
+    ``cache``: a JSON file read if present (so parallel runs measure it once), else written."""
+    if cache is not None and Path(cache).is_file():
+        return {tuple(k): r for k, r in json.loads(Path(cache).read_text())}
+    from captum_3dcam.datasets import SyntheticActions
+    from captum_3dcam.models import default_layers
+    from captum_3dcam.models.i3d import i3d_kinetics400
+
+    model = i3d_kinetics400().eval()
+    data = SyntheticActions(num_clips, "val", seed=seed, size=(224, 224))
+    clips = torch.stack([data[i][0] for i in range(num_clips)])
+    acts, grads, _ = capture(model, default_layers(model), clips)
+    names = [str(i) for i in range(len(acts))]
+    out = {}
+    for rule, norm in itertools.product(rules, norms):
+        maps = [layer_map(a, g, tuple(clips.shape[2:]), rule, False, norm) for a, g in zip(acts, grads)]
+        for agg, sub in itertools.product(aggs, subsets):
+            final = aggregate([maps[i] for i in subset(names, sub)], agg)
+            hi = final.amax(dim=(-2, -1))
+            ratio = torch.where(hi > 0, final.amin(dim=(-2, -1)) / hi.clamp_min(1e-30), torch.zeros_like(hi))
+            out[(rule, norm, agg, sub)] = float(ratio.clamp(0, 0.99).mean())
+    if cache is not None:
+        Path(cache).write_text(json.dumps([[list(k), r] for k, r in out.items()]))
+    return out
+
+
+def run_grid(model, layers, batches, *, rules, norms, aggs, subsets, thresholds, regions, to_frame=None,
+             pedestal: Optional[Dict[tuple, float]] = None, relatives=RELATIVES):
     names = [str(i) for i in range(len(layers))]
     meters: Dict[tuple, LocalizationMeter] = {}
     for clips, gt in batches:
@@ -186,10 +234,12 @@ def run_grid(model, layers, batches, *, rules, norms, aggs, subsets, thresholds,
                 final = aggregate([maps[i] for i in chosen], agg)
                 if to_frame is not None:
                     final = to_frame(final)
+                if pedestal is not None:
+                    final = lift(final, pedestal[(rule, norm, agg, sub)])
                 hits = pointing_game(final, gt)
-                for thr, region in itertools.product(thresholds, regions):
-                    key = (rule, norm, agg, sub, thr, region)
-                    boxes = attribution_to_boxes(final, thr, region=region)
+                for thr, region, rel in itertools.product(thresholds, regions, relatives):
+                    key = (rule, norm, agg, sub, thr, region, rel)
+                    boxes = attribution_to_boxes(final, thr, region=region, relative_to=rel)
                     meters.setdefault(key, LocalizationMeter()).add(hits, box_iou(boxes, gt))
     return {k: m.compute() for k, m in meters.items()}
 
@@ -209,8 +259,8 @@ def score(metrics: Dict[str, float]) -> float:
 
 
 def label(key) -> str:
-    rule, norm, agg, sub, thr, region = key
-    return f"{rule} / {norm or 'none'} / {agg} / {sub} / {thr} / {region}"
+    rule, norm, agg, sub, thr, region, rel = key
+    return f"{rule} / {norm or 'none'} / {agg} / {sub} / {thr} / {region} / {rel}"
 
 
 def measure(args):
@@ -219,12 +269,17 @@ def measure(args):
     t0 = time.time()
     per_variant: Dict[str, List[Dict]] = {v: [] for v in args.variants}
     sanity: List[Dict[tuple, float]] = []
+    pedestal = (pedestal_ratios(RULES, NORMS, AGGREGATIONS, SUBSETS, cache=Path(args.checkpoint_dir) / "i3d_pedestal.json")
+                if PEDESTAL in args.variants else None)
+    if pedestal is not None:
+        print(f"pedestal ratios of I3D measured, {time.time() - t0:.0f} s", flush=True)
     for arch, seed in itertools.product(args.archs, args.seeds):
         model, layers = load_model(arch, seed, Path(args.checkpoint_dir))
         for variant in args.variants:
             batches = synthetic_batches(model, seed, args.num_videos, "val", **VARIANTS[variant])
             res = run_grid(model, layers, batches, rules=RULES, norms=NORMS, aggs=AGGREGATIONS,
-                           subsets=SUBSETS, thresholds=THRESHOLDS, regions=REGIONS)
+                           subsets=SUBSETS, thresholds=THRESHOLDS, regions=REGIONS,
+                           pedestal=pedestal if variant == PEDESTAL else None)
             per_variant[variant].append(res)
             print(f"[{arch} seed {seed}, {variant}] {len(res)} candidates, {time.time() - t0:.0f} s", flush=True)
         clips, _ = next(synthetic_batches(model, seed, 8, "val", batch_size=8))
@@ -234,13 +289,13 @@ def measure(args):
     keys = list(per_variant[args.variants[0]][0])
     by_variant = {v: {k: {m: sum(r[k][m] for r in runs) / len(runs) for m in METRICS} for k in keys}
                   for v, runs in per_variant.items()}
-    return by_variant, spearman, len(sanity)
+    return by_variant, spearman, len(sanity), pedestal
 
 
-def save_measurements(path, by_variant, spearman, models: int, meta: Dict) -> None:
+def save_measurements(path, by_variant, spearman, models: int, meta: Dict, pedestal=None) -> None:
     """Every number of :func:`measure`, keys as lists, for ``--from-json``."""
     Path(path).write_text(json.dumps({
-        "meta": meta, "models": models,
+        "meta": meta, "models": models, "pedestal": [[list(k), r] for k, r in (pedestal or {}).items()],
         "by_variant": [[v, list(k), m] for v, d in by_variant.items() for k, m in d.items()],
         "sanity": [[list(k), s] for k, s in spearman.items()]}, indent=0))
 
@@ -249,9 +304,10 @@ def merge_measurements(paths: Sequence[str]):
     """Runs of :func:`save_measurements` merged as one run over all their models (weighted by count)."""
     by_variant: Dict[str, Dict[tuple, Dict[str, float]]] = {}
     spearman: Dict[tuple, float] = {}
-    metas, total = [], 0
+    metas, total, pedestal = [], 0, {}
     for path in paths:
         data = json.loads(Path(path).read_text())
+        pedestal.update({tuple(k): r for k, r in data.get("pedestal", [])})
         n = data["models"]
         total += n
         metas.append(data["meta"])
@@ -265,10 +321,10 @@ def merge_measurements(paths: Sequence[str]):
         for m in d.values():
             for x in METRICS:
                 m[x] /= total
-    return by_variant, {k: s / total for k, s in spearman.items()}, total, metas
+    return by_variant, {k: s / total for k, s in spearman.items()}, total, metas, pedestal
 
 
-def report(by_variant, spearman, *, description: str, top: int) -> Tuple[str, tuple, Optional[tuple]]:
+def report(by_variant, spearman, *, description: str, top: int, pedestal=None) -> Tuple[str, tuple, Optional[tuple]]:
     """The block of RESULTS.md, LOCALIZE's and STRICT's candidate keys."""
     variants = list(by_variant)
     keys = list(by_variant[variants[0]])
@@ -290,7 +346,7 @@ def report(by_variant, spearman, *, description: str, top: int) -> Tuple[str, tu
         "",
         f"Score = (IoU>=0.5 + pointing) / 2, mean over models, then over variants (per-variant scores in the last "
         f"columns); target = predicted class. Candidates: {len(keys)} (rule / normalize_layers / aggregation / "
-        "layers / threshold / region).",
+        "layers / threshold / region / relative_to).",
         "",
         "| rank | candidate | score | pointing | IoU>=0.5 | mean IoU | sanity | " + " | ".join(variants) + " |",
         "|---|---|---|---|---|---|---|" + "---|" * len(variants),
@@ -317,11 +373,15 @@ def report(by_variant, spearman, *, description: str, top: int) -> Tuple[str, tu
             k = of_rule[0]
             lines.append(f"| {rule} | {label(k)} | {score(mean[k]):.3f} | {mean[k]['pointing']:.3f} | "
                          f"{mean[k]['iou@0.5']:.3f} | {spearman[k[:4]]:.2f} |")
-    lines += ["", "Sanity per map configuration (Spearman, trained vs fully re-initialized, mean over models):", "",
-              "| rule / normalize / aggregation / layers | sanity | best score |", "|---|---|---|"]
+    pedestal = pedestal or {}
+    lines += ["", "Sanity per map configuration (Spearman, trained vs fully re-initialized, mean over models) and its "
+              f"pedestal (mean per-frame min / max of the final map with the pretrained I3D on 8 validation clips at "
+              f"224 x 224: the lift applied in the `{PEDESTAL}` variant):", "",
+              "| rule / normalize / aggregation / layers | sanity | I3D pedestal | best score |", "|---|---|---|---|"]
     for cfg in sorted(spearman, key=lambda c: spearman[c]):
         best_of = max(score(mean[k]) for k in keys if k[:4] == cfg)
-        lines.append(f"| {' / '.join(str(v or 'none') for v in cfg)} | {spearman[cfg]:.2f} | {best_of:.3f} |")
+        ped = f"{pedestal[cfg]:.2f}" if cfg in pedestal else "-"
+        lines.append(f"| {' / '.join(str(v or 'none') for v in cfg)} | {spearman[cfg]:.2f} | {ped} | {best_of:.3f} |")
     return "\n".join(lines), chosen, strict
 
 
@@ -343,7 +403,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     command = f"python benchmarks/select_preset.py {' '.join(argv if argv is not None else sys.argv[1:])}".strip()
     if args.from_json:
-        by_variant, spearman, models, metas = merge_measurements(args.from_json)
+        by_variant, spearman, models, metas, pedestal = merge_measurements(args.from_json)
         description = (f"Command: `{command}`, merging " + "; ".join(
             f"`{m['command']}` ({m['seconds']:.0f} s, torch {m['torch']}, {m['threads']} thread(s))" for m in metas)
             + f". Data: SyntheticActions `val` split (never `test`), {models} models (" +
@@ -351,17 +411,17 @@ def main(argv=None) -> int:
             f"variant ({', '.join(by_variant)}).")
     else:
         t0 = time.time()
-        by_variant, spearman, models = measure(args)
+        by_variant, spearman, models, pedestal = measure(args)
         meta = {"command": command, "seconds": time.time() - t0, "torch": torch.__version__, "threads": args.threads,
                 "num_videos": args.num_videos,
                 "models": f"{', '.join(args.archs)} x seeds {', '.join(map(str, args.seeds))}"}
         if args.json:
-            save_measurements(args.json, by_variant, spearman, models, meta)
+            save_measurements(args.json, by_variant, spearman, models, meta, pedestal)
         description = (f"Command: `{command}` ({meta['seconds']:.0f} s, torch {torch.__version__}, {args.threads} "
                        f"thread(s)). Data: SyntheticActions `val` split (never `test`), {models} models "
                        f"({meta['models']}), {args.num_videos} videos x 16 frames per model and variant "
                        f"({', '.join(args.variants)}).")
-    text, chosen, strict = report(by_variant, spearman, description=description, top=args.top)
+    text, chosen, strict = report(by_variant, spearman, description=description, top=args.top, pedestal=pedestal)
     print(text)
     if not args.no_write:
         write_results_block(Path(args.results), text, "select_preset")

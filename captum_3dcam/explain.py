@@ -175,6 +175,7 @@ def explain_video(
     normalize = chosen["attribute"].get("normalize_layers", True)
     threshold = chosen["boxes"].get("threshold", 0.5) if threshold is None else threshold
     region = chosen["boxes"].get("region", "largest")
+    relative_to = chosen["boxes"].get("relative_to", "max")
     if rule not in LAYER_RULES:
         raise Captum3DCamError(f"--rule: expected one of {', '.join(LAYER_RULES)}, got {rule!r}")
     if not 0.0 <= float(threshold) <= 1.0:
@@ -221,7 +222,7 @@ def explain_video(
         labels = _labels_for(net, probs.numel(), labels_file)
 
     maps = stitch_windows(maps_w, windows, total).unsqueeze(0)  # (1, 1, T, h, w)
-    boxes_model = attribution_to_boxes(maps, threshold, region=region)  # (1, T, 4)
+    boxes_model = attribution_to_boxes(maps, threshold, region=region, relative_to=relative_to)  # (1, T, 4)
     boxes = geometry.boxes_to_frame(boxes_model)[0]
     curve = temporal_attention(maps)[0]
     segments = attention_to_segments(curve[None], threshold)[0]
@@ -282,6 +283,7 @@ def explain_video(
     summary = {
         "video": str(video), "model": spec.name, "layers": layer_names, "rule": rule, "aggregation": aggregation,
         "preset": preset or "paper", "normalize_layers": normalize, "region": region,
+        "relative_to": relative_to,
         "counterfactual": counterfactual, "frames": total, "fps": fps, "windows": windows,
         "target": {"index": video_class, "label": labels[video_class]}, "top5": top5,
         "threshold": threshold, "segments_frames": segments.tolist(),

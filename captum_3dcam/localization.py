@@ -149,9 +149,20 @@ def otsu_thresholds(maps: Tensor, bins: int = _OTSU_BINS) -> Tensor:
     return thresholds.reshape(n, t)
 
 
-def _masks(frames: Tensor, threshold: Threshold) -> Tensor:
+_RELATIVE = ("max", "range")
+
+
+def _check_relative(relative_to) -> str:
+    if not isinstance(relative_to, str) or relative_to not in _RELATIVE:
+        raise ValueError(f"relative_to: expected one of {_RELATIVE}, got {relative_to!r}")
+    return relative_to
+
+
+def _masks(frames: Tensor, threshold: Threshold, relative_to: str = "max") -> Tensor:
     """Masks of already-validated frames ``(N, T, H, W)``; see :func:`threshold_masks`."""
     frames = frames.to(compute_dtype(frames.dtype))
+    if relative_to == "range":  # the frame's minimum becomes 0: a pedestal under the map is ignored
+        frames = frames - frames.amin(dim=(-2, -1), keepdim=True)
     if threshold == "otsu":
         rel_t = otsu_thresholds(frames)[..., None, None].to(frames.dtype)
     else:
@@ -160,21 +171,28 @@ def _masks(frames: Tensor, threshold: Threshold) -> Tensor:
     return (frames >= rel_t * fmax) & (frames > 0)
 
 
-def threshold_masks(maps: Tensor, threshold: Threshold = 0.5) -> Tensor:
+def threshold_masks(maps: Tensor, threshold: Threshold = 0.5, *, relative_to: str = "max") -> Tensor:
     """Per-frame masks ``map >= threshold * max(map)`` (and ``map > 0``), vectorized in torch.
+
+    With ``relative_to="range"`` the threshold is a fraction of each frame's range instead:
+    ``map - min >= threshold * (max - min)`` (and ``map > min``), so the masks do not change when a
+    constant is added to a frame (a map that is positive everywhere, as summed raw layer maps of a
+    deep network are, is not one region covering the frame).
 
     Args:
         maps: ``(N, 1, T, H, W)`` or ``(N, T, H, W)`` attention maps.
-        threshold: fraction of each frame's maximum in ``[0, 1]``, or ``"otsu"``.
+        threshold: fraction of each frame's maximum (or range) in ``[0, 1]``, or ``"otsu"``.
+        relative_to: ``"max"`` (the paper's) or ``"range"``.
 
     Returns:
-        bool tensor ``(N, T, H, W)`` on the maps' device. A frame whose maximum is <= 0 is empty.
+        bool tensor ``(N, T, H, W)`` on the maps' device. A frame whose maximum is <= 0 (with
+        ``"range"``: a constant frame) is empty.
 
     Shape:
         ``(N, [1,] T, H, W) -> (N, T, H, W)``
     """
     threshold = _check_threshold(threshold)
-    return _masks(_as_frames(maps), threshold)
+    return _masks(_as_frames(maps), threshold, _check_relative(relative_to))
 
 
 def _structure(connectivity: int, stacked: bool = False):
@@ -210,7 +228,7 @@ def _frame_regions(mask, values, labels_fn, structure):
 
 
 def attribution_to_regions(
-    maps: Tensor, threshold: Threshold = 0.5, *, connectivity: int = 8
+    maps: Tensor, threshold: Threshold = 0.5, *, connectivity: int = 8, relative_to: str = "max"
 ) -> List[List[Regions]]:
     """Every connected region of every frame's thresholded map (the "every region" option).
 
@@ -218,6 +236,7 @@ def attribution_to_regions(
         maps: ``(N, 1, T, H, W)`` or ``(N, T, H, W)`` attention maps.
         threshold: fraction of each frame's maximum in ``[0, 1]``, or ``"otsu"``.
         connectivity: 8 (diagonal neighbours connect, like contours) or 4.
+        relative_to: ``"max"`` or ``"range"`` (see :func:`threshold_masks`).
 
     Returns:
         ``regions[n][t]``: a :class:`Regions` with ``boxes (R, 4)`` float32, ``areas (R,)`` and
@@ -233,7 +252,7 @@ def attribution_to_regions(
     structure = _structure(connectivity)
     threshold = _check_threshold(threshold)
     frames = _as_frames(maps)
-    masks = _masks(frames, threshold).cpu().numpy()
+    masks = _masks(frames, threshold, _check_relative(relative_to)).cpu().numpy()
     values = frames.cpu().double().numpy()
     out: List[List[Regions]] = []
     for n in range(frames.shape[0]):
@@ -258,6 +277,7 @@ def attribution_to_boxes(
     *,
     region: str = "largest",
     connectivity: int = 8,
+    relative_to: str = "max",
 ) -> Tensor:
     """Contour-threshold localization: one box per frame (the paper's weak localization).
 
@@ -273,6 +293,9 @@ def attribution_to_boxes(
             raster order), ``"peak"`` (the region that holds the frame's maximum), or ``"union"``
             (one box around all regions).
         connectivity: 8 (diagonal neighbours connect, like contours) or 4.
+        relative_to: ``"max"`` (the paper's: ``threshold`` is a fraction of the frame's maximum) or
+            ``"range"`` (``map - min >= threshold * (max - min)``: invariant to a constant added to a
+            frame; see :func:`threshold_masks`).
 
     Returns:
         ``(N, T, 4)`` float32 boxes ``(x1, y1, x2, y2)`` in pixel-edge coordinates (``x1 <= x < x2``
@@ -296,7 +319,7 @@ def attribution_to_boxes(
     structure = _structure(connectivity, stacked=True)
     frames = _as_frames(maps)
     n, t, h, w = frames.shape
-    masks = _masks(frames, threshold).reshape(n * t, h, w)
+    masks = _masks(frames, threshold, _check_relative(relative_to)).reshape(n * t, h, w)
     if region != "union" and masks.numel():
         chosen = _chosen_region(masks, frames.reshape(n * t, h * w), region, structure)
     else:

@@ -15,7 +15,9 @@ used as ``cam.attribute(x, **LOCALIZE["attribute"])`` and
 - ``LOCALIZE``: the configuration that localized best on validation data, chosen by the written
   procedure of ``benchmarks/select_preset.py`` (SyntheticActions validation split only, never a
   test split or the real clips): GradCAM++ channel weights, the raw layer maps summed (no per-layer
-  normalization), boxes from the largest region above 0.6 of each frame's maximum. Its results are
+  normalization), boxes from the largest region above 0.6 of each frame's range
+  (``map - min >= 0.6 (max - min)``, so the positive floor that a deep network's summed maps sit
+  on does not turn the box into the whole frame). Its results are
   in ``benchmarks/RESULTS.md`` (blocks ``select_preset``, ``localization``, ``faithfulness-localize``).
 - ``STRICT``: the same procedure restricted to the configurations that pass the randomization
   sanity check (XGradCAM weights, per-layer max normalization, union box above 0.7): a little
@@ -38,7 +40,7 @@ PAPER: Dict[str, Any] = {
 
 LOCALIZE: Dict[str, Any] = {
     "attribute": {"layer_rule": "gradcam++", "aggregation": "sum", "normalize_layers": False},
-    "boxes": {"threshold": 0.6, "region": "largest"},
+    "boxes": {"threshold": 0.6, "region": "largest", "relative_to": "range"},
     "layers": "all",
 }
 

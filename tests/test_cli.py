@@ -248,21 +248,21 @@ def test_explain_i3d_on_the_ucf101_clip(shared_data, tmp_path, capsys):
     assert _decoded_frames(out / "overlay.mp4") == 12
 
 
-@pytest.mark.parametrize("preset, rule, normalize, threshold, region", [
-    (None, "gradcam++", False, 0.6, "largest"),       # the command's default: LOCALIZE
-    ("paper", "3dcam", True, 0.5, "largest"),
-    ("strict", "xgradcam", True, 0.7, "union"),
+@pytest.mark.parametrize("preset, rule, normalize, threshold, region, relative_to", [
+    (None, "gradcam++", False, 0.6, "largest", "range"),       # the command's default: LOCALIZE
+    ("paper", "3dcam", True, 0.5, "largest", "max"),
+    ("strict", "xgradcam", True, 0.7, "union", "max"),
 ])
 def test_explain_writes_the_preset_it_used(synthetic_video, small_checkpoint, tmp_path, preset, rule, normalize,
-                                           threshold, region):
+                                           threshold, region, relative_to):
     out = tmp_path / "explained"
     argv = ["explain", str(synthetic_video), "--model", "small-synthetic", "--checkpoint", str(small_checkpoint),
             "--clip-len", "16", "--stride", "8", "--out", str(out), "--no-progress", "--no-gif", "--no-mp4"]
     assert cli.main(argv + ([] if preset is None else ["--preset", preset])) == 0
     summary = json.loads((out / "explanation.json").read_text())
     assert summary["preset"] == (preset or "localize")
-    assert (summary["rule"], summary["normalize_layers"], summary["threshold"], summary["region"]) == (
-        rule, normalize, threshold, region)
+    assert (summary["rule"], summary["normalize_layers"], summary["threshold"], summary["region"],
+            summary["relative_to"]) == (rule, normalize, threshold, region, relative_to)
     assert cli.main(argv + ["--preset", preset or "localize", "--rule", "layercam", "--threshold", "0.3"]) == 0
     summary = json.loads((out / "explanation.json").read_text())   # explicit options win over the preset
     assert (summary["rule"], summary["threshold"]) == ("layercam", 0.3)

@@ -65,6 +65,39 @@ def test_threshold_is_relative_to_each_frame_max():
     torch.testing.assert_close(b3[0, 1], b3[0, 0])
 
 
+def test_relative_to_range_thresholds_between_each_frames_min_and_max():
+    # hand-computed: a pedestal of 6 everywhere, a blob of 10 at one pixel, a ridge of 8 in column 5
+    m = torch.full((1, 2, 6, 6), 6.0)
+    m[0, 0, 2, 2] = 10.0
+    m[0, 0, 0:6, 5] = 8.0  # range fraction (8 - 6) / (10 - 6) = 0.5; max fraction 0.8
+    m[0, 1] = 3.0 * m[0, 0] - 7.0  # another offset and scale: the same boxes under "range"
+    whole = torch.tensor([0.0, 0.0, 6.0, 6.0])
+    # relative to the max, 0.5 keeps every pixel (6 >= 5): the box is the whole frame
+    torch.testing.assert_close(attribution_to_boxes(m, 0.5)[0, 0], whole)
+    rng = attribution_to_boxes(m, 0.6, relative_to="range")
+    torch.testing.assert_close(rng[0, 0], torch.tensor([2.0, 2.0, 3.0, 3.0]))  # only the blob: 1.0 >= 0.6
+    torch.testing.assert_close(attribution_to_boxes(m, 0.5, relative_to="range")[0, 0],
+                               torch.tensor([5.0, 0.0, 6.0, 6.0]))  # the ridge (6 px) beats the blob (1 px)
+    torch.testing.assert_close(rng[0, 1], rng[0, 0])
+    masks = threshold_masks(m, 0.5, relative_to="range")
+    assert int(masks[0, 0].sum()) == 7 and bool((masks[0, 0] == masks[0, 1]).all())
+    regions = attribution_to_regions(m, 0.5, relative_to="range")[0][0]
+    assert regions.areas.tolist() == [6, 1]
+
+
+def test_relative_to_range_matches_max_on_maps_that_touch_zero_and_empties_constant_frames():
+    g = torch.Generator().manual_seed(0)
+    m = torch.rand(2, 1, 3, 8, 9, generator=g)
+    m[..., 0, 0] = 0.0  # every frame's minimum is 0
+    for thr in (0.3, 0.7, "otsu"):
+        for region in ("largest", "peak", "union"):
+            torch.testing.assert_close(attribution_to_boxes(m, thr, region=region, relative_to="range"),
+                                       attribution_to_boxes(m, thr, region=region), equal_nan=True)
+    flat = torch.full((1, 1, 1, 4, 4), 2.5)
+    assert torch.isnan(attribution_to_boxes(flat, 0.5, relative_to="range")).all()
+    assert not torch.isnan(attribution_to_boxes(flat, 0.5)).any()  # relative to the max: the whole frame
+
+
 def test_connectivity_diagonal():
     m = torch.zeros(1, 1, 5, 5)
     m[0, 0, 0, 0] = m[0, 0, 1, 1] = m[0, 0, 2, 2] = 1.0
@@ -183,6 +216,8 @@ def test_mask_to_segments():
         (dict(threshold=None), TypeError, "threshold"),
         (dict(region="all"), ValueError, "attribution_to_regions"),
         (dict(connectivity=6), ValueError, "connectivity"),
+        (dict(relative_to="min"), ValueError, "relative_to"),
+        (dict(relative_to=None), ValueError, "relative_to"),
     ],
 )
 def test_bad_options(kwargs, exc, match):
@@ -343,3 +378,13 @@ def test_evaluate_methods_in_sliding_windows_stitches_each_window_map():
     one_window = evaluate_methods(model, [model.conv3, model.conv4], [(clip[0], gt[0], 0)], ["3dcam_sum"],
                                   windows=(12, 6), on_error="raise")["3dcam_sum"]
     assert one_window["mean_iou"] == plain["mean_iou"] and one_window["pointing"] == plain["pointing"]
+
+
+def test_localize_preset_boxes_ignore_a_pedestal_the_paper_preset_does_not():
+    from captum_3dcam.presets import LOCALIZE, PAPER
+
+    m = torch.full((1, 1, 2, 12, 16), 0.7)  # a deep network's floor: 0.7 of the max everywhere
+    m[..., 3:7, 4:10] = 1.0
+    torch.testing.assert_close(attribution_to_boxes(m, **LOCALIZE["boxes"])[0],
+                               torch.tensor([[4.0, 3.0, 10.0, 7.0]] * 2))
+    torch.testing.assert_close(attribution_to_boxes(m, **PAPER["boxes"])[0], torch.tensor([[0.0, 0.0, 16.0, 12.0]] * 2))
