@@ -235,7 +235,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{torch.get_num_threads()} threads)" + (", with the rows of " + ", ".join(meta["merged"]) + " (the same data, "
                                                  "measured earlier in the same session)" if meta.get("merged") else "") + ".",
         "",
-        "Target = the model's predicted class. Boxes: per frame, threshold at `threshold x frame max`, connected regions "
+        "Target = the model's predicted class. Boxes: per frame, threshold at `threshold x frame max` (the `localize` "
+        "preset: at `min + threshold x (max - min)`, `relative_to=\"range\"`, the range of what the model saw: pixels "
+        "outside the crop get the frame's minimum), connected regions "
         "(8-connectivity, scipy), the chosen region's box, compared with the GT box in the frame's pixels; frames without "
         "GT are excluded. Synthetic cells are mean ± std over seeds (one trained Small3DCNN and one test split of "
         f"{args.num_videos} videos x 16 frames per seed).",

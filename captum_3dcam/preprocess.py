@@ -12,7 +12,7 @@ box ``(x1, y1, x2, y2)`` covers ``x1 <= x < x2``. Resizing maps a pixel-edge coo
 the original frame to ``u * resized_w / W``; cropping subtracts the crop's offset.
 """
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import math
 import numbers
@@ -94,17 +94,20 @@ class ClipGeometry:
         upper = torch.tensor([w, h, w, h], device=boxes.device, dtype=boxes.dtype)
         return torch.minimum(torch.clamp(out, min=0), upper)  # NaN propagates through both
 
-    def maps_to_frame(self, maps: torch.Tensor) -> torch.Tensor:
-        """Maps at model resolution -> original frame pixels, zero outside the crop.
+    def maps_to_frame(self, maps: torch.Tensor, outside: Union[float, str] = 0.0) -> torch.Tensor:
+        """Maps at model resolution -> original frame pixels, ``outside`` (0) outside the crop.
 
         Each original pixel centre ``x + 0.5`` is mapped into the crop and the map is sampled
         there bilinearly (edge values held up to the crop border); pixels whose centre falls
-        outside the crop get 0. Maps of another spatial size than the crop are first treated as
-        covering the crop exactly. Time is unchanged (see :attr:`frame_indices`).
+        outside the crop get ``outside``. Maps of another spatial size than the crop are first
+        treated as covering the crop exactly. Time is unchanged (see :attr:`frame_indices`).
 
         Args:
             maps: ``(N, 1, T, h, w)`` or ``(N, T, h, w)``, on any device; sampled in float32 when
                 in half precision and returned in their own dtype (float32 for integer maps).
+            outside: the value of the pixels the model never saw: a number, or ``"min"`` (each
+                frame's minimum, so that a threshold relative to the frame's range, as
+                ``attribution_to_boxes(..., relative_to="range")``, sees the range of the crop).
 
         Shape:
             ``(N, 1, T, h, w) -> (N, 1, T, H, W)``; ``(N, T, h, w) -> (N, T, H, W)``.
@@ -126,8 +129,16 @@ class ClipGeometry:
         grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)  # (H, W, 2) as (x, y)
         grid = grid.unsqueeze(0).expand(flat.shape[0], h, w, 2)
         sampled = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        inside = ((xs.abs() <= 1)[None, :] & (ys.abs() <= 1)[:, None]).to(dt)
-        return (sampled * inside).reshape(*lead, h, w).to(out_dtype)
+        inside = (xs.abs() <= 1)[None, :] & (ys.abs() <= 1)[:, None]
+        if isinstance(outside, str):
+            if outside != "min":
+                raise ValueError(f"outside: expected a number or 'min', got {outside!r}")
+            fill = flat.amin(dim=(-2, -1), keepdim=True) if flat.numel() else flat.new_zeros(())
+        elif isinstance(outside, (int, float)) and not isinstance(outside, bool):
+            fill = torch.full((), float(outside), dtype=dt, device=dev)
+        else:
+            raise TypeError(f"outside: expected a number or 'min', got {type(outside).__name__}")
+        return torch.where(inside, sampled, fill).reshape(*lead, h, w).to(out_dtype)
 
 
 def _as_boxes(boxes) -> torch.Tensor:

@@ -134,6 +134,26 @@ def test_maps_to_frame_is_zero_outside_the_crop():
     assert rows[:15].sum() == 0 and rows[225:].sum() == 0 and torch.all(rows[15:225] == 1)
 
 
+def test_maps_to_frame_outside_value_or_each_frames_minimum():
+    from captum_3dcam.localization import attribution_to_boxes
+
+    _, geo = preprocess_i3d(torch.zeros(9, 240, 320, 3, dtype=torch.uint8))
+    maps = torch.full((1, 1, 9, 224, 224), 0.7)  # a floor of 0.7 under a peak of 1.0
+    maps[..., 100:140, 80:120] = 1.0
+    maps[0, 0, 1] += 2.0  # another frame, another floor
+    torch.testing.assert_close(geo.maps_to_frame(maps, 0.25)[0, 0, 0, 100, :54], torch.full((54,), 0.25))
+    full = geo.maps_to_frame(maps, "min")
+    assert float(full[0, 0, 0, 100, 0]) == pytest.approx(0.7) and float(full[0, 0, 1, 100, 0]) == pytest.approx(2.7)
+    # boxes relative to the range of what the model saw: the peak, not the crop
+    in_frame = attribution_to_boxes(full, 0.6, relative_to="range")[0]
+    torch.testing.assert_close(in_frame, geo.boxes_to_frame(attribution_to_boxes(maps, 0.6, relative_to="range"))[0],
+                               atol=1.5, rtol=0)
+    with pytest.raises(ValueError, match="outside"):
+        geo.maps_to_frame(maps, "max")
+    with pytest.raises(TypeError, match="outside"):
+        geo.maps_to_frame(maps, None)
+
+
 def test_boxes_to_frame_and_back():
     _, geo = preprocess_i3d(torch.zeros(9, 240, 320, 3, dtype=torch.uint8))
     boxes = torch.tensor([[[0.0, 0.0, 224.0, 224.0], [float("nan")] * 4]])

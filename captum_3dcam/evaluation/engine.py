@@ -31,6 +31,12 @@ def config_key(threshold, region: str = "largest", **extra) -> str:
     return "/".join([str(threshold), str(region)] + [f"{k}={v}" for k, v in sorted(extra.items())])
 
 
+def _outside(boxes_kwargs) -> object:
+    """What the pixels outside the model's crop get for these box settings: 0, or with a threshold
+    relative to the range the frame's minimum (the range is that of what the model saw)."""
+    return "min" if boxes_kwargs.get("relative_to") == "range" else 0.0
+
+
 def _batches(items: Iterable, batch_size: int):
     """Group ``(clip, boxes, label[, geometry])`` items; items with a geometry go alone."""
     batch = []
@@ -213,13 +219,12 @@ def evaluate_methods(
             elapsed = time.perf_counter() - start
             for name, frame_maps in maps.items():
                 seconds[name] += elapsed
-                frame_maps = frame_maps.detach().to(compute_dtype(frame_maps.dtype))  # float64 stays float64
-                if geometry is not None:
-                    frame_maps = geometry.maps_to_frame(frame_maps)
-                frame_maps = frame_maps.cpu()
-                hits = pointing_game(frame_maps, gt)
+                model_maps = frame_maps.detach().to(compute_dtype(frame_maps.dtype))  # float64 stays float64
+                in_frame = {fill: (model_maps if geometry is None else geometry.maps_to_frame(model_maps, fill)).cpu()
+                            for fill in {_outside(c) for c in per_method[name]} | {0.0}}
+                hits = pointing_game(in_frame[0.0], gt)
                 for c in per_method[name]:
-                    boxes = attribution_to_boxes(frame_maps, **c)
+                    boxes = attribution_to_boxes(in_frame[_outside(c)], **c)
                     meters[name][config_key(**c)].add(hits, box_iou(boxes, gt), correct)
     for m in chosen:
         if m.name in errors:
