@@ -388,3 +388,29 @@ def test_localize_preset_boxes_ignore_a_pedestal_the_paper_preset_does_not():
     torch.testing.assert_close(attribution_to_boxes(m, **LOCALIZE["boxes"])[0],
                                torch.tensor([[4.0, 3.0, 10.0, 7.0]] * 2))
     torch.testing.assert_close(attribution_to_boxes(m, **PAPER["boxes"])[0], torch.tensor([[0.0, 0.0, 16.0, 12.0]] * 2))
+
+
+def test_evaluate_methods_range_boxes_see_only_the_crop_the_model_saw():
+    """A map with a floor of 0.7 under a peak, on a 16x24 frame centre-cropped to 16x16: relative to
+    the range the box is the peak; the zeros outside the crop must not become the frame's minimum."""
+    from captum_3dcam.evaluation import evaluate_methods
+    from captum_3dcam.evaluation.methods import Method
+    from captum_3dcam.preprocess import preprocess_clip
+
+    clip, geometry = preprocess_clip(torch.zeros(4, 16, 24, 3), short_side=16, crop_size=16, scale=1,
+                                     mean=(0,) * 3, std=(1,) * 3)
+    assert geometry.crop_box[0] == 4  # columns 4..20 of the frame are the crop
+
+    def floor_and_peak(ctx, x, target):
+        m = torch.full((x.shape[0], 1, *x.shape[2:]), 0.7)
+        m[..., 4:10, 4:10] = 1.0  # crop pixels -> frame columns 8..14
+        return m
+
+    gt = torch.tensor([8.0, 4.0, 14.0, 10.0]).expand(4, 4).clone()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2)).eval()
+    model(clip)
+    methods = [Method(name, name, provider=floor_and_peak, boxes=boxes) for name, boxes in
+               (("range", {"threshold": 0.6, "relative_to": "range"}), ("max", {"threshold": 0.6}))]
+    res = evaluate_methods(model, [model[1]], [(clip[0], gt, 0, geometry)], methods, on_error="raise")
+    assert res["range"]["mean_iou"] == pytest.approx(1.0)
+    assert res["max"]["mean_iou"] == pytest.approx(36 / 256)  # the whole 16x16 crop

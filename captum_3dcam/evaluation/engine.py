@@ -82,8 +82,9 @@ def _groups(methods: List[Method], names: List[str]) -> List[Tuple[Any, List[Met
 def _pass(group: List[Method], ctx: Context, modules: Dict[str, nn.Module], x: Tensor, target: Tensor):
     """``{method name: maps}`` of one group, from one pass of the model."""
     first = group[0]
-    if first.provider is not None:
-        return {first.name: first.provider(ctx, x, target)}
+    if first.provider is not None:  # methods with the same provider share its maps (e.g. other box settings)
+        maps = first.provider(ctx, x, target)
+        return {m.name: maps for m in group}
     wanted = {n for m in group for n in method_layers(m, ctx.names)}
     order = [n for n in ctx.names if n in wanted] + sorted(wanted - set(ctx.names))
     cls = Counterfactual3DCam if first.counterfactual else GlobalLocal3DCam
