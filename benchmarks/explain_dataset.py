@@ -43,11 +43,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
+from _commands import ENV, run_timed as _run, shown  # noqa: E402
 from _results import write_results_block  # noqa: E402
 
 BLOCK = "explain-dataset"
 CLIP = REPO.parent / "shared" / "data" / "ucf101_24" / "v_Basketball_g01_c01.avi"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "CAPTUM_3DCAM_PROGRESS": "0"}
 
 _MEMORY_CHILD = r"""
 import json, resource, sys, time
@@ -91,17 +91,7 @@ def _explain(ranks: int, out: Path, ckpt: Path, limit: int, extra=()) -> list:
 
 
 def _shown(cmd: list) -> str:
-    words = ["small.pt" if w.endswith("small.pt") else w for w in cmd[1:]]
-    text = " ".join(words).replace("-m torch.distributed.run", "torchrun")
-    return ("python " + text if text.startswith("-m captum") else text).split(" --out ")[0] + " --out DIR"
-
-
-def _run(cmd: list) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - t0
+    return shown(cmd, lambda w: "small.pt" if w.endswith("small.pt") else w)
 
 
 def _videos(out: Path) -> dict:

@@ -40,6 +40,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
+from _commands import ENV, run_timed as _run, shown  # noqa: E402
 from _results import write_results_block  # noqa: E402
 
 from captum_3dcam._safe_load import torch_load_weights_only  # noqa: E402
@@ -47,7 +48,6 @@ from captum_3dcam._safe_load import torch_load_weights_only  # noqa: E402
 BLOCK = "train-ddp"
 RECIPES = {"paper": ["--epochs", "2"], "adam": ["--epochs", "2", "--optimizer", "adam", "--lr", "0.003"],
            "adam-5": ["--epochs", "5", "--step", "4", "--optimizer", "adam", "--lr", "0.003"]}
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "CAPTUM_3DCAM_PROGRESS": "0"}
 
 
 def _command(ranks: int, out: Path, seed: int, recipe: str, data: list) -> list:
@@ -57,19 +57,6 @@ def _command(ranks: int, out: Path, seed: int, recipe: str, data: list) -> list:
         return [sys.executable, "-m", "captum_3dcam", *train]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
             "-m", "captum_3dcam", *train]
-
-
-def _shown(cmd: list) -> str:
-    text = " ".join(cmd[1:]).replace("-m torch.distributed.run", "torchrun")
-    return ("python " + text if text.startswith("-m captum") else text).split(" --out ")[0] + " --out DIR"
-
-
-def _run(cmd: list) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - t0
 
 
 def _final(out: Path) -> dict:
@@ -103,7 +90,7 @@ def _kill_test(tmp: Path, reference: Path, data: list) -> dict:
     return {"finished_before_kill": finished_early, "killed_after_epoch": killed_at, "final_epoch": b["epoch"],
             "resumed_message": "resuming" in restart.stderr, "max_abs_weight_diff": diff,
             "same_history": strip(a["history"]) == strip(b["history"]),
-            "final_clip": b["history"][-1]["test_clip_accuracy"], "command": _shown(cmd)}
+            "final_clip": b["history"][-1]["test_clip_accuracy"], "command": shown(cmd)}
 
 
 def _stats(values):
@@ -179,7 +166,7 @@ def main(argv=None) -> int:
                 for key, ranks in (("one", 1), ("two", 2)):
                     out = tmp / f"{recipe}-{seed}-{key}"
                     cmd = _command(ranks, out, seed, recipe, data)
-                    commands.setdefault(f"{recipe}, {ranks} process{'es' if ranks > 1 else ''}", _shown(cmd))
+                    commands.setdefault(f"{recipe}, {ranks} process{'es' if ranks > 1 else ''}", shown(cmd))
                     wall = _run(cmd)
                     row[key] = {"wall": wall, **_final(out)}
                 print(f"{recipe} seed {seed}: clip {row['one']['clip']:.3f} (1 process) vs "
