@@ -235,10 +235,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{torch.get_num_threads()} threads)" + (", with the rows of " + ", ".join(meta["merged"]) + " (the same data, "
                                                  "measured earlier in the same session)" if meta.get("merged") else "") + ".",
         "",
-        "Target = the model's predicted class. Boxes: per frame, threshold at `threshold x frame max` (the `localize` "
-        "preset: at `min + threshold x (max - min)`, `relative_to=\"range\"`, the range of what the model saw: pixels "
-        "outside the crop get the frame's minimum), connected regions "
-        "(8-connectivity, scipy), the chosen region's box, compared with the GT box in the frame's pixels; frames without "
+        "Target = the model's predicted class. Boxes: per frame, threshold at `threshold x frame max` (a preset's row: "
+        "its own box settings, `captum_3dcam.presets`), connected regions (8-connectivity, scipy), the chosen region's "
+        "box, found at model resolution and mapped to the frame's pixels (`geometry.boxes_to_frame`: what `explain` and "
+        "the README do), compared with the GT box there; pointing on the map in the frame's pixels; frames without "
         "GT are excluded. Synthetic cells are mean ± std over seeds (one trained Small3DCNN and one test split of "
         f"{args.num_videos} videos x 16 frames per seed).",
     ]
@@ -254,7 +254,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         header.append(
             f"Whole video: all {w['num_frames']} frames of the same clip through sliding windows of {w['windows'][0]} frames "
             f"every {w['windows'][1]} (`evaluate_methods(..., windows=...)`): the class is the argmax of the windows' mean "
-            "softmax, every method explains it in each window, its maps are averaged over overlapping windows, then boxes."
+            "softmax, every method explains it in each window, its maps are averaged over overlapping windows "
+            "(weighted by the position in the window, `stitch_windows`' taper), then boxes."
         )
     header += ["", "Peers: " + "; ".join(f"{k}: {v}" for k, v in meta["peers"].items()) + ".", ""]
     body = "\n".join(header) + "\n" + render(columns, methods_seen, main_config)

@@ -49,19 +49,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import _criteria  # noqa: E402
+from _configs import RULES, cached_maps, config_kwargs, config_label, config_map, map_configs  # noqa: E402
 from _results import write_results_block  # noqa: E402
 from _validation_models import load_model  # noqa: E402
 
 from captum_3dcam import GlobalLocal3DCam  # noqa: E402
-from captum_3dcam.layer_rules import aggregate, layer_map  # noqa: E402
 from captum_3dcam.localization import attribution_to_boxes  # noqa: E402
 from captum_3dcam.metrics import LocalizationMeter, box_iou, pointing_game  # noqa: E402
 
-RULES = ("3dcam", "gradcam", "gradcam++", "xgradcam", "layercam")
-NORMS = ("max", "minmax", False)
-AGGREGATIONS = ("sum",)  # "mean" boxes and points exactly as "sum"; "max" lost everywhere in a first run
-SUBSETS = ("all", "deep")  # "last" lost everywhere in a first run
-THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, "otsu")
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)  # 0.2, 0.8 and "otsu" never came near the top in v1
 PEDESTAL = "deep-net pedestal"  # the default variant, each frame lifted to the min/max ratio I3D shows
 VARIANTS = {
     "default": {},
@@ -71,13 +68,13 @@ VARIANTS = {
     "96x96 frames": {"size": (96, 96)},
     PEDESTAL: {},
 }
-REGIONS = ("largest", "peak", "union")
+REGIONS = ("largest", "union")  # "peak" never came near the top in v1
 RELATIVES = ("max", "range")  # box threshold relative to each frame's maximum, or to its range
-PAPER = ("3dcam", "max", "sum", "all", 0.5, "largest", "max")
+PAPER = ("3dcam", "max", "sum", "all", None, 0.5, "largest", "max")
 METRICS = ("pointing", "iou@0.5", "mean_iou")
 
 
-def sanity_of(model, layers, clips, rules, norms, aggs, subsets) -> Dict[tuple, float]:
+def sanity_of(model, layers, clips, configs) -> Dict[tuple, float]:
     """Spearman correlation, trained vs fully re-initialized model, per map configuration.
 
     One :func:`~captum_3dcam.sanity.cascading_randomization` serves every configuration: its
@@ -87,26 +84,16 @@ def sanity_of(model, layers, clips, rules, norms, aggs, subsets) -> Dict[tuple, 
 
     names = {id(m): n for n, m in model.named_modules()}
     layer_names = [names[id(m)] for m in layers]
-    configs = list(itertools.product(rules, norms, aggs, subsets))
 
     def explain(m, x, t):
         mods = dict(m.named_modules())
         cam = GlobalLocal3DCam(m, [mods[n] for n in layer_names])
         acts, grads = cam._activations_and_gradients((x,), t, None, False, None)
-        size = tuple(x.shape[2:])
-        out = []
-        for rule, norm, agg, sub in configs:
-            maps = [layer_map(acts[i], grads[i], size, rule, False, norm) for i in subset(layer_names, sub)]
-            out.append(aggregate(maps, agg))
-        return torch.cat(out)
+        maps_of = cached_maps(acts, grads, tuple(x.shape[2:]))
+        return torch.cat([config_map(maps_of, cfg, len(acts)) for cfg in configs])
 
     last = cascading_randomization(model, explain, clips)[-1].spearman.view(len(configs), clips.shape[0])
     return {cfg: float(last[i].mean()) for i, cfg in enumerate(configs)}
-
-
-def subset(names: Sequence[str], which: str) -> List[int]:
-    k = len(names)
-    return {"all": list(range(k)), "deep": list(range(k // 2, k)), "last": [k - 1]}[which]
 
 
 def capture(model, layers, clips: torch.Tensor):
@@ -126,8 +113,7 @@ def lift(final: torch.Tensor, ratio: float) -> torch.Tensor:
     return final + torch.where(hi > 0, c, torch.zeros_like(c))
 
 
-def pedestal_ratios(rules, norms, aggs, subsets, num_clips: int = 8, seed: int = 0,
-                    cache: Optional[Path] = None) -> Dict[tuple, float]:
+def pedestal_ratios(configs, num_clips: int = 8, seed: int = 0, cache: Optional[Path] = None) -> Dict[tuple, float]:
     """Mean per-frame ``min / max`` of every map configuration's final map with the pretrained I3D
     (``i3d_kinetics400``, 9 Mixed layers) on ``num_clips`` validation clips at 224 x 224: how far
     above zero a deep network lifts the summed maps. Validation clips only, never a real clip.
@@ -142,45 +128,32 @@ def pedestal_ratios(rules, norms, aggs, subsets, num_clips: int = 8, seed: int =
     data = SyntheticActions(num_clips, "val", seed=seed, size=(224, 224))
     clips = torch.stack([data[i][0] for i in range(num_clips)])
     acts, grads, _ = capture(model, default_layers(model), clips)
-    names = [str(i) for i in range(len(acts))]
+    maps_of = cached_maps(acts, grads, tuple(clips.shape[2:]))
     out = {}
-    for rule, norm in itertools.product(rules, norms):
-        maps = [layer_map(a, g, tuple(clips.shape[2:]), rule, False, norm) for a, g in zip(acts, grads)]
-        for agg, sub in itertools.product(aggs, subsets):
-            final = aggregate([maps[i] for i in subset(names, sub)], agg)
-            hi = final.amax(dim=(-2, -1))
-            ratio = torch.where(hi > 0, final.amin(dim=(-2, -1)) / hi.clamp_min(1e-30), torch.zeros_like(hi))
-            out[(rule, norm, agg, sub)] = float(ratio.clamp(0, 0.99).mean())
+    for cfg in configs:
+        final = config_map(maps_of, cfg, len(acts))
+        hi = final.amax(dim=(-2, -1))
+        ratio = torch.where(hi > 0, final.amin(dim=(-2, -1)) / hi.clamp_min(1e-30), torch.zeros_like(hi))
+        out[cfg] = float(ratio.clamp(0, 0.99).mean())
     if cache is not None:
         Path(cache).write_text(json.dumps([[list(k), r] for k, r in out.items()]))
     return out
 
 
-def run_grid(model, layers, batches, *, rules, norms, aggs, subsets, thresholds, regions, to_frame=None,
-             pedestal: Optional[Dict[tuple, float]] = None, relatives=RELATIVES):
-    names = [str(i) for i in range(len(layers))]
+def run_grid(model, layers, batches, *, configs, thresholds, regions, pedestal: Optional[Dict[tuple, float]] = None,
+             relatives=RELATIVES):
     meters: Dict[tuple, LocalizationMeter] = {}
     for clips, gt in batches:
         acts, grads, _ = capture(model, layers, clips)
-        size = tuple(clips.shape[2:])
-        for rule, norm in itertools.product(rules, norms):
-            maps = [layer_map(a, g, size, rule, False, norm) for a, g in zip(acts, grads)]
-            for agg, sub in itertools.product(aggs, subsets):
-                chosen = subset(names, sub)
-                if sub != "all" and len(chosen) == len(names):
-                    continue
-                if len(chosen) == 1 and agg != "sum":
-                    continue
-                final = aggregate([maps[i] for i in chosen], agg)
-                if to_frame is not None:
-                    final = to_frame(final)
-                if pedestal is not None:
-                    final = lift(final, pedestal[(rule, norm, agg, sub)])
-                hits = pointing_game(final, gt)
-                for thr, region, rel in itertools.product(thresholds, regions, relatives):
-                    key = (rule, norm, agg, sub, thr, region, rel)
-                    boxes = attribution_to_boxes(final, thr, region=region, relative_to=rel)
-                    meters.setdefault(key, LocalizationMeter()).add(hits, box_iou(boxes, gt))
+        maps_of = cached_maps(acts, grads, tuple(clips.shape[2:]))
+        for cfg in configs:
+            final = config_map(maps_of, cfg, len(acts))
+            if pedestal is not None:
+                final = lift(final, pedestal[cfg])
+            hits = pointing_game(final, gt)
+            for thr, region, rel in itertools.product(thresholds, regions, relatives):
+                boxes = attribution_to_boxes(final, thr, region=region, relative_to=rel)
+                meters.setdefault((*cfg, thr, region, rel), LocalizationMeter()).add(hits, box_iou(boxes, gt))
     return {k: m.compute() for k, m in meters.items()}
 
 
@@ -199,8 +172,8 @@ def score(metrics: Dict[str, float]) -> float:
 
 
 def label(key) -> str:
-    rule, norm, agg, sub, thr, region, rel = key
-    return f"{rule} / {norm or 'none'} / {agg} / {sub} / {thr} / {region} / {rel}"
+    rule, norm, agg, sub, gate, thr, region, rel = key
+    return f"{rule} / {norm or 'none'} / {agg} / {sub}{' x gate ' + gate if gate else ''} / {thr} / {region} / {rel}"
 
 
 def measure(args):
@@ -209,7 +182,8 @@ def measure(args):
     t0 = time.time()
     per_variant: Dict[str, List[Dict]] = {v: [] for v in args.variants}
     sanity: List[Dict[tuple, float]] = []
-    pedestal = (pedestal_ratios(RULES, NORMS, AGGREGATIONS, SUBSETS, cache=Path(args.checkpoint_dir) / "i3d_pedestal.json")
+    configs = map_configs()
+    pedestal = (pedestal_ratios(configs, cache=Path(args.checkpoint_dir) / "i3d_pedestal_v2.json")
                 if PEDESTAL in args.variants else None)
     if pedestal is not None:
         print(f"pedestal ratios of I3D measured, {time.time() - t0:.0f} s", flush=True)
@@ -217,13 +191,12 @@ def measure(args):
         model, layers = load_model(arch, seed, Path(args.checkpoint_dir))
         for variant in args.variants:
             batches = synthetic_batches(model, seed, args.num_videos, "val", **VARIANTS[variant])
-            res = run_grid(model, layers, batches, rules=RULES, norms=NORMS, aggs=AGGREGATIONS,
-                           subsets=SUBSETS, thresholds=THRESHOLDS, regions=REGIONS,
+            res = run_grid(model, layers, batches, configs=configs, thresholds=THRESHOLDS, regions=REGIONS,
                            pedestal=pedestal if variant == PEDESTAL else None)
             per_variant[variant].append(res)
             print(f"[{arch} seed {seed}, {variant}] {len(res)} candidates, {time.time() - t0:.0f} s", flush=True)
         clips, _ = next(synthetic_batches(model, seed, 8, "val", batch_size=8))
-        sanity.append(sanity_of(model, layers, clips, RULES, NORMS, AGGREGATIONS, SUBSETS))
+        sanity.append(sanity_of(model, layers, clips, configs))
         print(f"[{arch} seed {seed}] sanity, {time.time() - t0:.0f} s", flush=True)
     spearman = {k: sum(s[k] for s in sanity) / len(sanity) for k in sanity[0]}
     keys = list(per_variant[args.variants[0]][0])
@@ -274,7 +247,7 @@ def report(by_variant, spearman, *, description: str, top: int, pedestal=None) -
     near = [k for k in ranked if score(mean[k]) >= best - 0.005]
     closest = lambda k: (sum(a != b for a, b in zip(k, PAPER)), ranked.index(k))  # noqa: E731
     chosen = min(near, key=closest)
-    passing = [k for k in ranked if spearman[k[:4]] < 0.3]
+    passing = [k for k in ranked if spearman[k[:5]] < 0.3]
     strict = None
     if passing:
         strict_best = score(mean[passing[0]])
@@ -300,7 +273,7 @@ def report(by_variant, spearman, *, description: str, top: int, pedestal=None) -
         m = mean[k]
         per = " | ".join(f"{score(by_variant[v][k]):.3f}" for v in variants)
         lines.append(f"| {ranked.index(k) + 1} | {label(k)}{tag} | {score(m):.3f} | {m['pointing']:.3f} | "
-                     f"{m['iou@0.5']:.3f} | {m['mean_iou']:.3f} | {spearman[k[:4]]:.2f} | {per} |")
+                     f"{m['iou@0.5']:.3f} | {m['mean_iou']:.3f} | {spearman[k[:5]]:.2f} | {per} |")
     lines += ["", f"LOCALIZE: `{label(chosen)}` (of the candidates within 0.005 of the best score {best:.3f}, "
               "the one with the fewest settings changed from the paper's).",
               f"STRICT: `{label(strict) if strict else 'none passes'}` (the same rule among the candidates whose "
@@ -312,17 +285,91 @@ def report(by_variant, spearman, *, description: str, top: int, pedestal=None) -
         if of_rule:
             k = of_rule[0]
             lines.append(f"| {rule} | {label(k)} | {score(mean[k]):.3f} | {mean[k]['pointing']:.3f} | "
-                         f"{mean[k]['iou@0.5']:.3f} | {spearman[k[:4]]:.2f} |")
+                         f"{mean[k]['iou@0.5']:.3f} | {spearman[k[:5]]:.2f} |")
     pedestal = pedestal or {}
     lines += ["", "Sanity per map configuration (Spearman, trained vs fully re-initialized, mean over models) and its "
               f"pedestal (mean per-frame min / max of the final map with the pretrained I3D on 8 validation clips at "
               f"224 x 224: the lift applied in the `{PEDESTAL}` variant):", "",
               "| rule / normalize / aggregation / layers | sanity | I3D pedestal | best score |", "|---|---|---|---|"]
     for cfg in sorted(spearman, key=lambda c: spearman[c]):
-        best_of = max(score(mean[k]) for k in keys if k[:4] == cfg)
+        best_of = max(score(mean[k]) for k in keys if k[:5] == cfg)
         ped = f"{pedestal[cfg]:.2f}" if cfg in pedestal else "-"
         lines.append(f"| {' / '.join(str(v or 'none') for v in cfg)} | {spearman[cfg]:.2f} | {ped} | {best_of:.3f} |")
     return "\n".join(lines), chosen, strict
+
+
+def i3d_sanity(configs, data_dir: Path, frames: int = 16) -> Dict[tuple, float]:
+    """Spearman correlation of each configuration's I3D maps, trained vs every layer re-initialized, on the
+    three real validation clips (centre ``frames`` frames; target: the trained model's prediction)."""
+    import copy
+
+    from captum_3dcam.models import default_layers
+    from captum_3dcam.models.i3d import i3d_kinetics400
+    from captum_3dcam.preprocess import preprocess_i3d
+    from captum_3dcam.sanity import spearman_rank_correlation
+    from captum_3dcam.video import read_video
+
+    model = i3d_kinetics400().eval()
+    randomized = copy.deepcopy(model)
+    torch.manual_seed(0)
+    for m in randomized.modules():
+        if m is not randomized and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    out: Dict[tuple, List[float]] = {cfg: [] for cfg in configs}
+    for name in ("cleaning_pool.mp4", "waxing_eyebrows.avi", "tai_chi.mp4"):
+        frames_ = read_video(data_dir / "validation" / name)
+        start = max(0, (frames_.shape[0] - frames) // 2)
+        clip, _ = preprocess_i3d(frames_[start:start + frames])
+        with torch.no_grad():
+            target = model(clip).argmax(1)
+        maps = []
+        for net in (model, randomized):
+            acts, grads = GlobalLocal3DCam(net, default_layers(net))._activations_and_gradients((clip,), target, None, False, None)
+            maps.append(cached_maps(acts, grads, tuple(clip.shape[2:])))
+        for cfg in configs:
+            a, b = (config_map(m, cfg, 9) for m in maps)
+            out[cfg].append(float(spearman_rank_correlation(a, b)[0]))
+    return {cfg: sum(v) / len(v) for cfg, v in out.items()}
+
+
+def real_selection(by_variant, spearman, args) -> Tuple[str, Optional[tuple], Optional[tuple]]:
+    """Selection v2 (:mod:`_criteria`): the block text, the winner and its box key."""
+    variants = list(by_variant)
+    keys = list(by_variant[variants[0]])
+    mean = {k: {m: sum(by_variant[v][k][m] for v in variants) / len(variants) for m in METRICS} for k in keys}
+    grid = json.loads(Path(args.grid_json).read_text())
+    _criteria.SYNTHETIC_FLOORS["pointing"] = round(2 * _criteria.synthetic_chance(VARIANTS), 3)
+    used = _criteria.margin_wins(grid, args.margin)
+    rows = _criteria.criteria(mean, spearman, grid, args.margin if used else 0)
+    peer = mean[_criteria.PGC_GRADCAMPP]
+    ranked, short, _, failed = _criteria.select(rows, peer, None, args.shortlist)
+    names = {f"s{i + 1}": cfg for i, cfg in enumerate(short)}
+    Path(args.checkpoint_dir, "shortlist.json").write_text(json.dumps({n: list(c) for n, c in names.items()}))
+    extra = {"temporal_margin": args.margin} if used else {}
+    methods = " ".join(f"--method '{n}={json.dumps({**config_kwargs(c), **extra})}'" for n, c in names.items())
+    print("stage 2, ROAD on the validation clips:\n  python benchmarks/faithfulness.py --skip-protocol --protocol "
+          f"road:8x32x32 --clips cleaning_pool waxing_eyebrows tai_chi {methods} --methods random {' '.join(names)} "
+          "--json runs/road_validation.json --block faithfulness-validation", flush=True)
+    stage2 = None
+    if args.road_json:
+        road = json.loads(Path(args.road_json).read_text())["methods"]
+        extra_cfgs = [_criteria.PAPER_CFG, ("xgradcam", "max", "sum", "all", None), ("gradcam++", False, "sum", "all", None)]
+        sanity = i3d_sanity(list(dict.fromkeys(short + extra_cfgs)), Path(args.data_dir))
+        stage2 = {cfg: {"ROAD deletion": sum(road[c][n]["deletion"] for c in road) / len(road),
+                        "ROAD insertion": sum(road[c][n]["insertion"] for c in road) / len(road),
+                        "I3D sanity": sanity[cfg]} for n, cfg in names.items()}
+    ranked, short, winner, failed = _criteria.select(rows, peer, stage2, args.shortlist)
+    text, winner = _criteria.summary(rows, ranked, short, winner, failed, stage2, args.margin, used, peer)
+    strict = next((c for c in ranked if rows[c]["synthetic sanity"] < 0.2 and c != winner), None)
+    if strict:
+        text += (f"\n\nSTRICT (v2): the best stage-1 configuration whose synthetic sanity Spearman is below 0.2 (a "
+                 f"stricter bar than 0.3): `{json.dumps({**config_kwargs(strict), **extra})}`, boxes "
+                 f"`{label(rows[strict]['boxes'])}`, sanity {rows[strict]['synthetic sanity']:.2f}.")
+    if stage2:
+        text += ("\n\nI3D sanity (Spearman, trained vs every layer re-initialized, 3 validation clips, 16 frames) of "
+                 "the presets besides: " + "; ".join(f"`{config_label(c)}` {sanity[c]:.2f}" for c in extra_cfgs)
+                 + " (PAPER, v1's STRICT, v1's LOCALIZE).")
+    return text, winner, (rows[winner]["boxes"] if winner else None), extra
 
 
 def main(argv=None) -> int:
@@ -337,6 +384,11 @@ def main(argv=None) -> int:
     p.add_argument("--from-json", nargs="+", default=None, metavar="JSON",
                    help="measure nothing: merge these --json files (e.g. one per architecture, run in parallel)")
     p.add_argument("--top", type=int, default=15)
+    p.add_argument("--grid-json", default=None, help="selection v2: grid_game.py's JSON (I3D on real validation clips)")
+    p.add_argument("--road-json", default=None, help="selection v2 stage 2: faithfulness.py's JSON on the validation clips")
+    p.add_argument("--shortlist", type=int, default=5)
+    p.add_argument("--margin", type=int, default=8, help="the temporal_margin measured by grid_game.py")
+    p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"))
     args = p.parse_args(argv)
@@ -362,6 +414,16 @@ def main(argv=None) -> int:
                        f"({meta['models']}), {args.num_videos} videos x 16 frames per model and variant "
                        f"({', '.join(args.variants)}).")
     text, chosen, strict = report(by_variant, spearman, description=description, top=args.top, pedestal=pedestal)
+    if args.grid_json:
+        real, winner, boxes, extra = real_selection(by_variant, spearman, args)
+        text = (text.replace("## Choosing the LOCALIZE preset (validation data only)",
+                             "## Choosing the LOCALIZE preset (validation data only): selection v2")
+                .replace(" **(LOCALIZE)**", " **(best on synthetic alone)**")
+                .replace("\nLOCALIZE: `", "\nBest on the synthetic split alone (v1's rule): `"))
+        text += "\n\n### Selection v2: real validation clips with I3D, then synthetic\n\n" + real
+        if winner:
+            text += (f"\n\nLOCALIZE (v2): `{json.dumps({**config_kwargs(winner), **extra})}`, boxes `{label(boxes)}` (the map "
+                     "configuration with the lowest stage-2 rank sum; its best box setting on the synthetic split).")
     print(text)
     if not args.no_write:
         write_results_block(Path(args.results), text, "select_preset")

@@ -7,9 +7,11 @@ Compared, on the same model and input, in interleaved rounds (medians of the per
   one forward plus one backward down to that layer;
 - ``lgc-xK``: K separate ``LayerGradCam`` calls, one per layer (what a user would do with Captum);
 - ``pgc-multi``: pytorch-grad-cam's ``GradCAM`` with all K target layers, when it is installed;
-- ``3dcam-gradcam++``: the same pass with ``layer_rule="gradcam++"``, and ``localize``: with the
-  :data:`captum_3dcam.presets.LOCALIZE` preset's keyword arguments (the column "vs 3dcam" is the
-  median per-round ratio to ``3dcam``: the cost of the rule itself).
+- ``3dcam-gradcam++``: the same pass with ``layer_rule="gradcam++"``; ``localize-fusion``: with the
+  :data:`captum_3dcam.presets.LOCALIZE` preset's fusion (its rule, normalization and gate) but no
+  temporal margin; ``localize``: the preset's keyword arguments as they are, margin included (its
+  ``2 m`` extra frames cost ``(T + 2 m) / T`` more; the column "vs 3dcam" is the median per-round
+  ratio to ``3dcam``: the cost of the rule and the fusion themselves).
 
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` above the model and input; on the CPU,
 each method runs once in a fresh subprocess (model and input built, nothing run yet) and the
@@ -42,7 +44,7 @@ from captum_3dcam import GlobalLocal3DCam  # noqa: E402
 
 from _results import write_results_block  # noqa: E402  (benchmarks/_results.py)
 
-METHODS = ["3dcam", "3dcam-gradcam++", "localize", "lgc-lowest", "lgc-xK", "pgc-multi"]
+METHODS = ["3dcam", "3dcam-gradcam++", "localize-fusion", "localize", "lgc-lowest", "lgc-xK", "pgc-multi"]
 
 
 class BenchCNN(nn.Module):
@@ -96,10 +98,12 @@ def build(model_name):
 def make_runner(method, model, layers, target):
     from captum.attr import LayerAttribution, LayerGradCam
 
-    if method in ("3dcam", "3dcam-gradcam++", "localize"):
+    if method in ("3dcam", "3dcam-gradcam++", "localize-fusion", "localize"):
         from captum_3dcam.presets import LOCALIZE
 
-        kwargs = {"3dcam": {}, "3dcam-gradcam++": {"layer_rule": "gradcam++"}, "localize": LOCALIZE["attribute"]}[method]
+        fusion = {k: v for k, v in LOCALIZE["attribute"].items() if k != "temporal_margin"}
+        kwargs = {"3dcam": {}, "3dcam-gradcam++": {"layer_rule": "gradcam++"}, "localize-fusion": fusion,
+                  "localize": LOCALIZE["attribute"]}[method]
         cam = GlobalLocal3DCam(model, layers)
         return lambda x: cam.attribute(x, target=target, **kwargs)
     if method == "lgc-lowest":

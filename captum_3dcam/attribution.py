@@ -45,8 +45,9 @@ from ._validation import (
     resolve_targets,
     select_scores,
 )
-from .layer_rules import AGGREGATIONS, aggregate, check_rule, layer_map
-from .upsample import check_size
+from .layer_rules import AGGREGATIONS, aggregate, check_gate, check_rule, gate_fusion, layer_map
+from .padding import check_margin, crop_time, pad_time
+from .upsample import check_size, upsample_to
 
 __all__ = ["LayerwiseGlobalLocal3DCam", "GlobalLocal3DCam", "Counterfactual3DCam"]
 
@@ -124,6 +125,10 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
         return_layer_maps: bool = False,
         attribute_to_layer_input: bool = False,
         grad_kwargs: Optional[Dict[str, Any]] = None,
+        gate: Optional[str] = None,
+        gate_layers: int = 1,
+        gate_mode: str = "product",
+        temporal_margin: int = 0,
     ):
         r"""Attribute the target class to space-time positions of the input.
 
@@ -145,6 +150,17 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
             return_layer_maps: also return the per-layer maps.
             attribute_to_layer_input: use each layer's input instead of its output.
             grad_kwargs: extra keyword arguments of ``torch.autograd.grad``, as in Captum.
+            gate: global-local gating: ``None`` (the paper's fusion) or a rule name; the map of
+                the last ``gate_layers`` layers by that rule (the deepest, when ``layers`` are
+                listed shallow to deep as :func:`~captum_3dcam.models.default_layers` does)
+                multiplies the aggregated map: ``P = minmax(gate map) * minmax(P)``.
+            gate_layers: how many of the last layers make the gate (default 1).
+            gate_mode: ``"product"`` or ``"geometric"`` (the square root of the product).
+            temporal_margin: frames ``m``: the clip's first and last frame are repeated ``m``
+                times before the pass and the maps cut back to the clip's frames
+                (:mod:`captum_3dcam.padding`): the clip's ends then lie away from the model's
+                padding in time. The model sees ``T + 2 m`` frames (``target=None``: its
+                prediction for them).
 
         Returns:
             ``P`` of shape ``(N, 1, T, H, W)`` on the input's device and dtype, non-negative (a
@@ -171,14 +187,27 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
                 f"aggregation: expected one of {sorted(AGGREGATIONS)}, got {aggregation!r}"
             )
         check_normalization(normalize_layers)
+        check_gate(gate, gate_layers, gate_mode, len(self.layers))
+        margin = check_margin(temporal_margin)
         all_inputs, clip = check_inputs(inputs)
-        size = tuple(clip.shape[2:]) if output_size is None else check_size(output_size, "output_size")
+        final_size = tuple(clip.shape[2:]) if output_size is None else check_size(output_size, "output_size")
+        size = final_size
+        if margin:  # maps of the padded clip at the final (H, W), on the input's frames in time
+            all_inputs = (pad_time(clip, margin),) + tuple(all_inputs[1:])
+            size = (clip.shape[2] + 2 * margin, *final_size[1:])
         keep_all = return_layer_maps or aggregation == "max"
-        check_map_memory(clip.shape[0], size, clip.device, len(self.layers) + 1 if keep_all else 3)
+        full_maps = (len(self.layers) + 1 if keep_all else 3) + (gate is not None)
+        check_map_memory(clip.shape[0], size, clip.device, full_maps)
 
         activations, gradients = self._activations_and_gradients(
             all_inputs, target, additional_forward_args, attribute_to_layer_input, grad_kwargs
         )
+        gate_map = None
+        if gate is not None:  # before the layers are freed below
+            gate_map = aggregate([
+                layer_map(activations[k], gradients[k], size, gate, self.counterfactual, "minmax")
+                for k in range(len(activations) - gate_layers, len(activations))
+            ], "sum")
         maps, running = [], None
         for k in range(len(activations)):
             m = layer_map(
@@ -192,6 +221,14 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
         if running is not None:
             maps = [running / len(activations) if aggregation == "mean" else running]
         result = aggregate(maps, "sum" if running is not None else aggregation)
+        if gate_map is not None:
+            result = gate_fusion(result, gate_map, gate_mode)
+        if margin:
+            def back(m: Tensor) -> Tensor:
+                return upsample_to(crop_time(m, margin, clip.shape[2]), final_size)
+
+            result = back(result)
+            maps = [back(m) for m in maps] if return_layer_maps else maps
         result = _format_output(isinstance(inputs, tuple), (result.to(clip.dtype),))
         if return_layer_maps:
             return result, [m.to(device=clip.device, dtype=clip.dtype) for m in maps]

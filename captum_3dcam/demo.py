@@ -25,6 +25,7 @@ from .evaluation.tables import LOCALIZATION_COLUMNS, markdown_table
 from .localization import attribution_to_boxes
 from .metrics import LocalizationMeter, segment_set_iou
 from .models import default_layer_names, default_layers
+from .presets import get_preset
 from .models.small_recipe import (
     QUICK_RECIPE,
     SMALL_MODEL_RECIPE,
@@ -87,8 +88,9 @@ def run_demo(
     retrain: bool = False,
     quick: bool = False,
     test_videos: Optional[int] = None,
-    threshold: float = 0.5,
+    threshold: Optional[float] = None,
     seed: int = 0,
+    preset: str = "localize",
     device: str = "auto",
     progress: bool = True,
 ) -> Dict[str, Any]:
@@ -108,7 +110,10 @@ def run_demo(
         retrain: train again even when the checkpoint exists.
         quick: a tiny run (:data:`QUICK_RECIPE`) for smoke tests.
         test_videos: number of test clips explained (default 50; 10 with ``quick``).
-        threshold: box threshold (fraction of each frame's maximum).
+        threshold: box threshold of the 3DCam rows (default: the preset's); GradCAM's boxes use 0.5
+            of each frame's maximum.
+        preset: the attribution and box settings of 3DCam (:mod:`captum_3dcam.presets`, default
+            ``"localize"``; ``"paper"`` for the paper's eq. 1-3).
         seed: seeds data and training.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available) for the explanations.
         progress: progress bars and messages on stderr.
@@ -118,6 +123,9 @@ def run_demo(
         and ``accuracy``.
     """
     out = check_output_dir(out, "--out")  # before minutes of training, not after
+    chosen = get_preset(preset)  # a bad name fails here, before the training
+    kw = chosen["attribute"]
+    box_kw = dict(chosen["boxes"], **({} if threshold is None else {"threshold": float(threshold)}))
     out.mkdir(parents=True, exist_ok=True)
     seconds: Dict[str, float] = {}
     t_all = time.perf_counter()
@@ -157,13 +165,13 @@ def run_demo(
     with torch.no_grad():
         probs = model(X.to(device)).softmax(-1).cpu()
     pred = probs.argmax(-1)
-    P, layer_maps = _batched(lambda x: cam3d.attribute(x.to(device), return_layer_maps=True), X)
+    P, layer_maps = _batched(lambda x: cam3d.attribute(x.to(device), return_layer_maps=True, **kw), X)
     G = _batched(lambda x: gradcam.attribute(x.to(device), layer_rule="gradcam"), X)
     P, G, layer_maps = P.cpu(), G.cpu(), [m.cpu() for m in layer_maps]
     methods = {"GradCAM": (G, "conv4"), "3DCam": (P, "+".join(layer_names))}
     metrics, boxes = {}, {}
     for name, (maps, used) in methods.items():
-        boxes[name] = attribution_to_boxes(maps, threshold)
+        boxes[name] = attribution_to_boxes(maps, **(box_kw if name == "3DCam" else {"threshold": 0.5}))
         meter = LocalizationMeter()
         meter.update(maps, gt, boxes[name], predicted=pred, labels=y)
         metrics[name] = {"method": name, "layers": used, **meter.compute()}
@@ -178,7 +186,10 @@ def run_demo(
     k = correct[0] if correct else 0
     rgb = SyntheticActions.to_rgb(X[k])
     x_k = X[k : k + 1].to(device)
-    how = figures.describe_attribution("3dcam", "sum", True, layers=layer_names)
+    how = figures.describe_attribution(kw.get("layer_rule", "3dcam"), kw.get("aggregation", "sum"),
+                                       kw.get("normalize_layers", True), layers=layer_names,
+                                       **{k: v for k, v in kw.items()
+                                          if k not in ("layer_rule", "aggregation", "normalize_layers")})
     title = (f"clip {k}, label {classes[int(y[k])]}; target = predicted class {classes[int(pred[k])]} "
              f"(p={float(probs[k, pred[k]]):.2f})")
     notes = _empty_layer_notes(model, layer_names, layers, [m[k] for m in layer_maps], x_k, int(pred[k]))
@@ -193,9 +204,9 @@ def run_demo(
                                               "green: ground truth, red: predicted box")
     files["gradcam_vs_3dcam"] = figures.save_figure(fig, out / "fig_gradcam_vs_3dcam.png")
     top3 = probs[k].topk(3)
-    class_maps = {f"{r + 1}. {classes[int(c)]} ({float(p):.2f})": cam3d.attribute(x_k, target=int(c))
+    class_maps = {f"{r + 1}. {classes[int(c)]} ({float(p):.2f})": cam3d.attribute(x_k, target=int(c), **kw)
                   for r, (p, c) in enumerate(zip(top3.values, top3.indices))}
-    cf = Counterfactual3DCam(model, layers).attribute(x_k, target=int(top3.indices[0]))
+    cf = Counterfactual3DCam(model, layers).attribute(x_k, target=int(top3.indices[0]), **kw)
     fig = figures.plot_class_maps(rgb, class_maps, counterfactual=cf,
                                   counterfactual_name=f"counterfactual of 1. {classes[int(top3.indices[0])]}",
                                   title=f"3DCam, {how}, with each of the top-3 classes as target, and the "
@@ -210,12 +221,12 @@ def run_demo(
     gt_seg = torch.tensor([[T // 3, 2 * T // 3]])
     clip_len = untrimmed.config.clip_len
     windows = sliding_windows(T, clip_len, max(1, clip_len // 2))
-    wmaps = torch.cat([cam3d.attribute(video[None, :, s:e].to(device), target=mid) for s, e in windows])
+    wmaps = torch.cat([cam3d.attribute(video[None, :, s:e].to(device), target=mid, **kw) for s, e in windows])
     umaps = stitch_windows(wmaps, windows, T).unsqueeze(0).cpu()
     curve = temporal_attention(umaps)[0]
-    segments = attention_to_segments(curve[None], threshold)[0]
+    segments = attention_to_segments(curve[None], box_kw["threshold"])[0]
     t_iou = segment_set_iou(segments, gt_seg, T)
-    fig = figures.plot_temporal_curve(curve, segments=segments, gt_segments=gt_seg, threshold=threshold,
+    fig = figures.plot_temporal_curve(curve, segments=segments, gt_segments=gt_seg, threshold=box_kw["threshold"],
                                       video=SyntheticActions.to_rgb(video), num_thumbnails=12,
                                       title=f"untrimmed: {' | '.join(classes[v] for v in untrimmed.labels[::2])}; "
                                             f"target '{classes[mid]}' (temporal IoU {t_iou:.2f})\n3DCam, {how}")
@@ -262,8 +273,8 @@ Reproduce: `{cmd}` (seed {seed}).
   actor's motion, its exact box is known in every frame.
 - Model: `Small3DCNN` ({'loaded from' if reused else 'trained to'} `{ckpt}`; recipe: {recipe['train_videos']}
   training videos, {recipe['epochs']} epochs). Test accuracy on the {n_test} explained clips: {accuracy:.3f}.
-- Attribution: target = the predicted class; 3DCam over `{'`, `'.join(layer_names)}` (sum, eq. 1-3);
-  GradCAM on `conv4`. Boxes: contour thresholding at {threshold} of each frame's maximum, largest region.
+- Attribution: target = the predicted class; 3DCam over `{'`, `'.join(layer_names)}` (preset `{preset}`: {how});
+  GradCAM on `conv4`. Boxes: 3DCam {box_kw}; GradCAM 0.5 of each frame's maximum, largest region.
 
 ## Localization on {n_test} test clips ({int(metrics['3DCam']['frames'])} frames with a box)
 

@@ -142,9 +142,10 @@ def explain_video(
         gif, mp4: write ``overlay.gif`` / ``overlay.mp4``.
         max_display_size: long side of the overlay videos and figures, in pixels.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available); maps stay there.
-        preset: ``"localize"``, ``"paper"`` (default) or ``"strict"`` (:mod:`captum_3dcam.presets`): the
-            rule, aggregation, layer normalization and box threshold / region; ``rule``,
-            ``aggregation`` and ``threshold`` given explicitly win over it.
+        preset: ``"localize"`` (default), ``"paper"`` or ``"strict"`` (:mod:`captum_3dcam.presets`):
+            every attribution setting (rule, aggregation, layer normalization, gate, temporal
+            margin) and the box threshold / region / reference; ``rule``, ``aggregation`` and
+            ``threshold`` given explicitly win over it.
         batch_size: windows per forward/backward pass; raise it to fill a GPU (memory grows
             linearly with it; the maps are the same up to float rounding).
         progress: progress bars and messages on stderr.
@@ -168,11 +169,14 @@ def explain_video(
         as_path(labels_file, "--labels", kind="file")
     if out is not None:
         out = check_output_dir(out, "--out")  # before minutes of work, not after
-    # the preset (default: the paper's) gives every setting that is not passed explicitly
-    chosen = get_preset(preset if preset is not None else "paper")
-    rule = chosen["attribute"].get("layer_rule", "3dcam") if rule is None else rule
-    aggregation = chosen["attribute"].get("aggregation", "sum") if aggregation is None else aggregation
-    normalize = chosen["attribute"].get("normalize_layers", True)
+    # the preset (default: LOCALIZE) gives every setting that is not passed explicitly
+    preset = "localize" if preset is None else preset
+    chosen = get_preset(preset)
+    attribute_kwargs = dict(chosen["attribute"])
+    rule = attribute_kwargs.get("layer_rule", "3dcam") if rule is None else rule
+    aggregation = attribute_kwargs.get("aggregation", "sum") if aggregation is None else aggregation
+    attribute_kwargs.update(layer_rule=rule, aggregation=aggregation)
+    normalize = attribute_kwargs.get("normalize_layers", True)
     threshold = chosen["boxes"].get("threshold", 0.5) if threshold is None else threshold
     region = chosen["boxes"].get("region", "largest")
     relative_to = chosen["boxes"].get("relative_to", "max")
@@ -212,9 +216,8 @@ def explain_video(
         f"({len(layer_names)} layers, rule {rule}, {batch_size} window(s) per pass) ...", progress)
     t_windows = time.perf_counter()
     maps_w, probs, video_class = attribute_windows(
-        net, layer_modules, clip, windows, layer_rule=rule, aggregation=aggregation,
-        counterfactual=counterfactual, target=target, progress=progress, batch_size=batch_size,
-        normalize_layers=normalize)
+        net, layer_modules, clip, windows, counterfactual=counterfactual, target=target, progress=progress,
+        batch_size=batch_size, **attribute_kwargs)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds_windows = time.perf_counter() - t_windows
@@ -268,7 +271,9 @@ def explain_video(
         every = max(1, -(-total // 100))  # at most ~100 GIF frames
         files["gif"] = save_gif(resize_frames(overlay_frames[::every], min(1.0, 320 / max(shown.shape[1:3]))),
                                     out / "overlay.gif", fps=max(1.0, fps / every))
-    how = describe_attribution(rule, aggregation, normalize, layers=layer_names, counterfactual=counterfactual)
+    how = describe_attribution(rule, aggregation, normalize, layers=layer_names, counterfactual=counterfactual,
+                               **{k: v for k, v in attribute_kwargs.items()
+                                  if k not in ("layer_rule", "aggregation", "normalize_layers")})
     title = (f"{video.name} ({spec.name}): target {labels[video_class]!r} (p={float(probs[video_class]):.2f}, "
              f"{'given' if target is not None else 'top class'})\n3DCam, {how}")
     fig = plot_temporal_curve(curve, segments=segments, threshold=threshold, fps=fps, video=shown,
@@ -282,7 +287,7 @@ def explain_video(
     files["frames_png"] = save_figure(fig, out / "frames.png")
     summary = {
         "video": str(video), "model": spec.name, "layers": layer_names, "rule": rule, "aggregation": aggregation,
-        "preset": preset or "paper", "normalize_layers": normalize, "region": region,
+        "preset": preset, "attribute": attribute_kwargs, "normalize_layers": normalize, "region": region,
         "relative_to": relative_to,
         "counterfactual": counterfactual, "frames": total, "fps": fps, "windows": windows,
         "target": {"index": video_class, "label": labels[video_class]}, "top5": top5,

@@ -33,21 +33,28 @@ EMPTY_MAP_NOTE = "empty: no positive value"
 
 
 def describe_attribution(layer_rule: str = "3dcam", aggregation: str = "sum", normalize_layers=True, *,
-                         layers: Optional[Sequence[str]] = None, counterfactual: bool = False) -> str:
+                         layers: Optional[Sequence[str]] = None, counterfactual: bool = False,
+                         **attribute) -> str:
     """A short caption of how maps were made, for figure titles.
 
     Names the preset of :mod:`captum_3dcam.presets` whose ``"attribute"`` keywords match
     (``"PAPER preset (rule 3dcam, sum)"``), else the rule and aggregation; then the layers.
+    ``attribute``: the other keywords of ``attribute`` (``gate``, ``gate_layers``, ``gate_mode``,
+    ``temporal_margin``).
 
     Example:
         >>> describe_attribution("3dcam", "sum", True, layers=["conv1", "conv2"])
         'PAPER preset (rule 3dcam, sum) over conv1, conv2'
     """
+    defaults = {"layer_rule": "3dcam", "aggregation": "sum", "normalize_layers": "max", "gate": None,
+                "gate_layers": 1, "gate_mode": "product", "temporal_margin": 0}
     norm = {True: "max", "max": "max", False: False, "minmax": "minmax"}.get(normalize_layers, normalize_layers)
-    own = {"layer_rule": layer_rule, "aggregation": aggregation, "normalize_layers": norm}
+    own = {**defaults, **attribute, "layer_rule": layer_rule, "aggregation": aggregation, "normalize_layers": norm}
     text = f"rule {layer_rule}, {aggregation}" + ("" if norm == "max" else f", normalize_layers={normalize_layers}")
+    if own["gate"]:
+        text += f", gated by {own['gate']} of the last {own['gate_layers']} layer(s)"
     for name, preset in PRESETS.items():
-        kw = {"layer_rule": "3dcam", "aggregation": "sum", "normalize_layers": True, **preset.get("attribute", {})}
+        kw = {**defaults, **preset.get("attribute", {})}
         kw["normalize_layers"] = {True: "max"}.get(kw["normalize_layers"], kw["normalize_layers"])
         if kw == own:
             text = f"{name.upper()} preset ({text})"

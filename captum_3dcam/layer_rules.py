@@ -27,6 +27,17 @@ Aggregations over the K layer maps (paper eq. 3 for ``"sum"``)::
     "sum":  P = relu(sum_k map_k)      "mean": P = relu(sum_k map_k / K)
     "max":  P = relu(max_k map_k)
 
+Global-local gating (``gate=``): the class evidence of the deepest layers (global) multiplies the
+detail of all layers (local). With ``G = relu(sum of the last gate_layers maps by the gate rule)``
+and ``L`` the aggregation above::
+
+    "product":    P = minmax(G) * minmax(L)
+    "geometric":  P = sqrt(minmax(G) * minmax(L))
+
+A deep layer alone is class-specific but coarse; the sum of all layers is sharp but, with a deep
+pretrained network, much the same map whatever class is asked; their product keeps what both
+support (``benchmarks/RESULTS.md``, block ``grid-game``).
+
 Maps are computed in float32, or float64 for float64 activations (half precision is upcast).
 """
 from typing import Callable, Dict, List, Optional, Sequence
@@ -38,7 +49,8 @@ from ._utils import inverse_max, normalize_max, normalize_minmax
 from ._validation import check_normalization
 from .upsample import upsample_to
 
-__all__ = ["LAYER_RULES", "AGGREGATIONS", "NORMALIZE", "layer_map", "aggregate"]
+__all__ = ["LAYER_RULES", "AGGREGATIONS", "NORMALIZE", "GATE_MODES", "layer_map", "aggregate", "gate_fusion",
+           "check_gate"]
 
 Norm = Optional[Callable[[Tensor], Tensor]]
 
@@ -168,3 +180,32 @@ def aggregate(maps: List[Tensor], aggregation: str = "sum") -> Tensor:
     if not maps:
         raise ValueError("maps: expected at least one layer map, got none")
     return torch.relu(AGGREGATIONS[aggregation](maps))
+
+
+GATE_MODES = ("product", "geometric")
+
+
+def check_gate(gate, gate_layers, gate_mode, num_layers: int) -> None:
+    """Validate the gating arguments of :meth:`GlobalLocal3DCam.attribute` (ValueError naming the argument)."""
+    if gate is None:
+        return
+    if not isinstance(gate, str) or gate not in LAYER_RULES:
+        raise ValueError(f"gate: expected None or one of {sorted(LAYER_RULES)}, got {gate!r}")
+    if isinstance(gate_layers, bool) or not isinstance(gate_layers, int) or not 1 <= gate_layers <= num_layers:
+        raise ValueError(f"gate_layers: expected an int in [1, {num_layers}] (the number of layers), "
+                         f"got {gate_layers!r}")
+    if gate_mode not in GATE_MODES:
+        raise ValueError(f"gate_mode: expected one of {GATE_MODES}, got {gate_mode!r}")
+
+
+def gate_fusion(local: Tensor, gate: Tensor, mode: str = "product") -> Tensor:
+    """Global-local gating of an aggregated map by a deep layers' map (see the module docstring).
+
+    Shape:
+        - local, gate: :math:`(N, 1, T, H, W)`
+        - output: :math:`(N, 1, T, H, W)`, values in ``[0, 1]``
+    """
+    if mode not in GATE_MODES:
+        raise ValueError(f"gate_mode: expected one of {GATE_MODES}, got {mode!r}")
+    fused = normalize_minmax(torch.relu(gate)).mul_(normalize_minmax(local))
+    return fused.sqrt_() if mode == "geometric" else fused

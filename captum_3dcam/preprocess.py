@@ -94,8 +94,8 @@ class ClipGeometry:
         upper = torch.tensor([w, h, w, h], device=boxes.device, dtype=boxes.dtype)
         return torch.minimum(torch.clamp(out, min=0), upper)  # NaN propagates through both
 
-    def maps_to_frame(self, maps: torch.Tensor, outside: Union[float, str] = 0.0) -> torch.Tensor:
-        """Maps at model resolution -> original frame pixels, ``outside`` (0) outside the crop.
+    def maps_to_frame(self, maps: torch.Tensor, outside: Union[float, str] = "min") -> torch.Tensor:
+        """Maps at model resolution -> original frame pixels, each frame's minimum outside the crop.
 
         Each original pixel centre ``x + 0.5`` is mapped into the crop and the map is sampled
         there bilinearly (edge values held up to the crop border); pixels whose centre falls
@@ -105,9 +105,11 @@ class ClipGeometry:
         Args:
             maps: ``(N, 1, T, h, w)`` or ``(N, T, h, w)``, on any device; sampled in float32 when
                 in half precision and returned in their own dtype (float32 for integer maps).
-            outside: the value of the pixels the model never saw: a number, or ``"min"`` (each
-                frame's minimum, so that a threshold relative to the frame's range, as
-                ``attribution_to_boxes(..., relative_to="range")``, sees the range of the crop).
+            outside: the value of the pixels the model never saw: ``"min"`` (the default: each
+                frame's minimum, so that every box threshold, relative to the maximum or to the
+                range as ``attribution_to_boxes(..., relative_to="range")``, sees exactly the
+                values of the crop and gives the boxes it gives at model resolution), or a number
+                (e.g. ``0.0`` for pictures).
 
         Shape:
             ``(N, 1, T, h, w) -> (N, 1, T, H, W)``; ``(N, T, h, w) -> (N, T, H, W)``.

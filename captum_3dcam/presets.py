@@ -1,4 +1,4 @@
-"""Named configurations of the attribution and of its boxes: ``PAPER`` and ``LOCALIZE``.
+"""Named configurations of the attribution and of its boxes: ``LOCALIZE``, ``PAPER``, ``STRICT``.
 
 Each preset is a plain dict with three keys::
 
@@ -7,22 +7,26 @@ Each preset is a plain dict with three keys::
      "layers":    "all"}        # or a list of layer names, or a description
 
 used as ``cam.attribute(x, **LOCALIZE["attribute"])`` and
-``attribution_to_boxes(maps, **LOCALIZE["boxes"])``. ``"all"`` means the model's preset layers
-(:func:`captum_3dcam.models.default_layers`).
+``geometry.boxes_to_frame(attribution_to_boxes(maps, **LOCALIZE["boxes"]))``. ``"all"`` means the
+model's preset layers (:func:`captum_3dcam.models.default_layers`, shallow to deep).
 
+- ``LOCALIZE`` (the default of every entry point): chosen by the written rule of
+  ``benchmarks/select_preset.py`` (selection v2) on validation data only: the video grid pointing
+  game with the pretrained I3D on real validation clips (spatial and temporal grids), ROAD deletion
+  and insertion on those clips, the synthetic validation split of two small architectures (boxes,
+  pointing), and the randomization sanity check, combined as rank sums above floors at twice chance.
+  The paper's own global-local idea, made class-aware: the paper's rule (eq. 1-2) on every layer,
+  summed without per-layer normalization (the local detail), multiplied by the deepest layer's
+  GradCAM (the class evidence, global: :func:`~captum_3dcam.layer_rules.gate_fusion`), with 8
+  replicated frames at each end of the clip (``temporal_margin``, away from the model's padding
+  in time); boxes from the union of the regions above half of each frame's maximum. Results:
+  ``benchmarks/RESULTS.md`` blocks ``select_preset``, ``grid-game``, ``window-edges``,
+  ``localization``, ``faithfulness-localize``.
 - ``PAPER``: the paper's protocol exactly (eq. 1-3, per-layer max normalization, sum over the
   layers; boxes from the largest region above half of each frame's maximum).
-- ``LOCALIZE``: the configuration that localized best on validation data, chosen by the written
-  procedure of ``benchmarks/select_preset.py`` (SyntheticActions validation split only, never a
-  test split or the real clips): GradCAM++ channel weights, the raw layer maps summed (no per-layer
-  normalization), boxes from the largest region above 0.6 of each frame's range
-  (``map - min >= 0.6 (max - min)``, so the positive floor that a deep network's summed maps sit
-  on does not turn the box into the whole frame). Its results are
-  in ``benchmarks/RESULTS.md`` (blocks ``select_preset``, ``localization``, ``faithfulness-localize``).
-- ``STRICT``: the same procedure restricted to the configurations that pass the randomization
-  sanity check (XGradCAM weights, per-layer max normalization, union box above 0.7): a little
-  worse at boxes, but its maps depend on the weights (Spearman 0.16 after every layer is
-  re-initialized, against 0.40 for ``LOCALIZE``).
+- ``STRICT``: the best configuration of the same procedure whose maps pass a stricter sanity bar
+  (Spearman < 0.2 after every layer of the synthetic networks is re-initialized): XGradCAM weights,
+  per-layer max normalization, the same gate and margin; union box above 0.6.
 
 :class:`~captum_3dcam.GlobalLocal3DCam`'s own defaults stay the paper's. Does not live here:
 anything that computes (this module holds data only).
@@ -39,16 +43,18 @@ PAPER: Dict[str, Any] = {
 }
 
 LOCALIZE: Dict[str, Any] = {
-    "attribute": {"layer_rule": "gradcam++", "aggregation": "sum", "normalize_layers": False},
-    "boxes": {"threshold": 0.6, "region": "largest", "relative_to": "range"},
+    "attribute": {"layer_rule": "3dcam", "aggregation": "sum", "normalize_layers": False,
+                  "gate": "gradcam", "gate_layers": 1, "temporal_margin": 8},
+    "boxes": {"threshold": 0.5, "region": "union", "relative_to": "max"},
     "layers": "all",
 }
 
-#: The best configuration whose maps pass the model-randomization sanity check (Spearman < 0.3
-#: once every layer is re-initialized), chosen by the same procedure as ``LOCALIZE``.
+#: The best configuration of the same procedure whose maps pass a stricter sanity bar (Spearman
+#: < 0.2 once every layer of the synthetic networks is re-initialized): XGradCAM layers, gated.
 STRICT: Dict[str, Any] = {
-    "attribute": {"layer_rule": "xgradcam", "aggregation": "sum", "normalize_layers": True},
-    "boxes": {"threshold": 0.7, "region": "union"},
+    "attribute": {"layer_rule": "xgradcam", "aggregation": "sum", "normalize_layers": True,
+                  "gate": "gradcam", "gate_layers": 1, "temporal_margin": 8},
+    "boxes": {"threshold": 0.6, "region": "union", "relative_to": "max"},
     "layers": "all",
 }
 
@@ -58,7 +64,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {"paper": PAPER, "localize": LOCALIZE, "str
 
 def get_preset(name: str) -> Dict[str, Any]:
     """A deep copy of the preset called ``name`` (``"localize"``, ``"paper"`` or ``"strict"``, any case)."""
-    key = str(name).lower() if isinstance(name, str) else name
+    key = name.lower() if isinstance(name, str) else None
     if key not in PRESETS:
         raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {name!r}")
     return copy.deepcopy(PRESETS[key])

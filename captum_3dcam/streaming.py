@@ -30,7 +30,7 @@ import torch
 
 from .localization import attribution_to_boxes
 from .preprocess import ClipGeometry
-from .windows import WindowCam, add_window, sliding_windows, window_mean
+from .windows import WindowCam, add_window, sliding_windows, taper_for, window_mean
 
 __all__ = ["frame_chunks", "WindowStream", "explain_stream", "MapsWriter"]
 
@@ -202,7 +202,8 @@ def explain_stream(net, layers, source: Callable[[], Iterable[Chunk]], *, preset
                 if grow > 0:
                     pad = value.new_zeros((*value.shape[:2], grow, *value.shape[3:]))
                     total, count = torch.cat([total, pad], dim=2), torch.cat([count, pad], dim=2)
-                add_window(total[:, :, start - lo : stop - lo], count[:, :, start - lo : stop - lo], value)
+                add_window(total[:, :, start - lo : stop - lo], count[:, :, start - lo : stop - lo], value,
+                           taper_for(value, 2))
             finalize(batch[-1][0] + 1)  # every later window starts after this one
         finalize(stream.num_frames)
         if logits is not None:

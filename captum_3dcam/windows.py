@@ -16,8 +16,9 @@ import torch
 from ._utils import progress_bar
 from .accuracy import autocast
 from .attribution import Counterfactual3DCam, GlobalLocal3DCam
+from .padding import pad_time
 
-__all__ = ["sliding_windows", "stitch_windows", "apply_sliding_windows", "attribute_windows"]
+__all__ = ["sliding_windows", "stitch_windows", "apply_sliding_windows", "attribute_windows", "window_taper"]
 
 
 def sliding_windows(num_frames: int, clip_len: int, stride: int) -> List[Tuple[int, int]]:
@@ -55,12 +56,14 @@ def sliding_windows(num_frames: int, clip_len: int, stride: int) -> List[Tuple[i
 
 
 def stitch_windows(
-    per_window: torch.Tensor, windows: Sequence[Tuple[int, int]], num_frames: int, *, time_dim: int = -3
+    per_window: torch.Tensor, windows: Sequence[Tuple[int, int]], num_frames: int, *, time_dim: int = -3,
+    taper: bool = True,
 ) -> torch.Tensor:
     """Average per-window results back onto the whole video's frames.
 
-    Frame ``f``'s value is the mean over the windows that contain it (NaN entries ignored; NaN
-    where every window gives NaN, e.g. boxes with no detection).
+    Frame ``f``'s value is the mean over the windows that contain it, weighted by its position in
+    each window (:func:`window_taper`; ``taper=False``: the plain mean). NaN entries are ignored;
+    NaN where every window gives NaN, e.g. boxes with no detection.
 
     Args:
         per_window: ``(W, ..., clip_len, ...)``, one result per window; ``time_dim`` indexes the
@@ -99,20 +102,48 @@ def stitch_windows(
     total = values.new_zeros(out_shape)
     count = values.new_zeros(out_shape)
     for i, (start, stop) in enumerate(windows):
-        add_window(total.narrow(dim - 1, start, clip_len), count.narrow(dim - 1, start, clip_len), values[i])
+        value = values[i]
+        add_window(total.narrow(dim - 1, start, clip_len), count.narrow(dim - 1, start, clip_len), value,
+                   taper_for(value, dim - 1) if taper else None)
     return window_mean(total, count)
 
 
-def add_window(total: torch.Tensor, count: torch.Tensor, value: torch.Tensor) -> None:
-    """Add one window's result into running ``total`` and ``count`` slices (NaN entries skipped), in place."""
+def window_taper(clip_len: int) -> torch.Tensor:
+    r"""Stitching weights ``(clip_len,)`` of a window's frames: a triangle, highest in the middle.
+
+    .. math:: w_t = \min(t + 1, L - t) / \lceil L / 2 \rceil
+
+    A frame near one window's edge is also near the middle of the next (stride ``L / 2``), so the
+    stitched map comes mostly from the window that saw the frame with context on both sides:
+    a 3D CNN's padding at a window's ends (TF "SAME" pads more at the end) makes the last frames'
+    maps unreliable. Every weight is positive, so a frame that only one window holds (the video's
+    first and last) keeps that window's value.
+    """
+    t = torch.arange(int(clip_len), dtype=torch.float32)
+    return torch.minimum(t + 1, clip_len - t) / float(-(-int(clip_len) // 2))
+
+
+def add_window(total: torch.Tensor, count: torch.Tensor, value: torch.Tensor,
+               weight: Optional[torch.Tensor] = None) -> None:
+    """Add one window's result, times ``weight`` (broadcast to ``value``), into running ``total`` and
+    ``count`` slices (NaN entries skipped), in place."""
     valid = ~torch.isnan(value)
-    total.add_(torch.where(valid, value, torch.zeros_like(value)))
-    count.add_(valid.to(total.dtype))
+    w = valid.to(total.dtype) if weight is None else valid.to(total.dtype) * weight.to(total)
+    total.add_(torch.where(valid, value, torch.zeros_like(value)) * (1 if weight is None else w))
+    count.add_(w)
+
+
+def taper_for(value: torch.Tensor, dim: int) -> torch.Tensor:
+    """:func:`window_taper` of ``value``'s length on ``dim``, shaped to broadcast against ``value``."""
+    shape = [1] * value.dim()
+    shape[dim] = value.shape[dim]
+    return window_taper(value.shape[dim]).to(value.device).view(shape)
 
 
 def window_mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     """``total / count`` of :func:`add_window`'s sums; NaN where no window gave a value."""
-    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
+    safe = torch.where(count > 0, count, torch.ones_like(count))
+    return torch.where(count > 0, total / safe, torch.full_like(total, float("nan")))
 
 
 def apply_sliding_windows(
@@ -174,8 +205,9 @@ class WindowCam:
     """3DCam of batches of windows with the logits of the same pass (what every windowed explainer shares).
 
     ``explain(x, target)``: ``x`` ``(B, C, clip_len, h, w)`` -> ``(maps (B, 1, clip_len, h, w), logits
-    (B, K))``, float32, under ``torch.autocast`` for ``dtype="bfloat16"``. ``logits(x)``: a forward
-    pass only (``no_grad``, the same autocast), ``(B, K)`` float32. Call :meth:`close` when done.
+    (B, K))``, float32, under ``torch.autocast`` for ``dtype="bfloat16"`` (the logits of the clip the
+    model saw: with ``temporal_margin``, the padded window). ``logits(x)``: a forward pass only
+    (``no_grad``, the same autocast, the same padding), ``(B, K)`` float32. Call :meth:`close` when done.
     """
 
     def __init__(self, model, layers, *, counterfactual: bool = False, dtype: str = "float32",
@@ -190,8 +222,10 @@ class WindowCam:
         return out.float(), self.capture.output.float()
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        # the clip the attribution pass shows the model: with a temporal margin, the padded window
+        margin = self.kwargs.get("temporal_margin", 0)
         with torch.no_grad(), autocast(x.device, self.dtype):
-            return self.model(x).float()
+            return self.model(pad_time(x, margin)).float()
 
     def close(self) -> None:
         self.capture.close()

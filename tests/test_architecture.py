@@ -22,8 +22,8 @@ LONG_DATA = {"captum_3dcam.models.kinetics400_labels"}
 #: ``"models.*"`` covers a subpackage. A new module gets a row here (the test says so).
 LAYERS = [
     ("base", ["errors", "_utils", "_safe_load", "distributed", "ddp"]),
-    ("core", ["upsample", "layer_rules", "_hooks", "_validation", "attribution", "presets"]),
-    ("localization and metrics", ["localization", "tubes", "metrics", "sanity", "faithfulness", "confidence", "imputation"]),
+    ("core", ["upsample", "padding", "layer_rules", "_hooks", "_validation", "attribution", "presets"]),
+    ("localization and metrics", ["localization", "tubes", "metrics", "grid_game", "sanity", "faithfulness", "confidence", "imputation"]),
     ("models, video, datasets", ["models", "models.*", "video", "preprocess", "windows", "streaming", "datasets",
                                  "datasets.*", "gates", "gating", "accuracy", "training"]),
     ("evaluation", ["evaluation", "evaluation.dataset_run", "evaluation.*"]),

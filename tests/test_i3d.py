@@ -261,9 +261,11 @@ def test_3dcam_on_i3d_maps_back_to_the_basketball_frames(i3d, shared_data):
     maps = GlobalLocal3DCam(i3d, default_layers(i3d)).attribute(x)
     assert tuple(maps.shape) == (1, 1, 16, 224, 224)
     assert torch.isfinite(maps).all() and maps.min() >= 0 and maps.amax(dim=(-2, -1)).min() > 0
-    full = geometry.maps_to_frame(maps)
+    full = geometry.maps_to_frame(maps, 0.0)
     assert tuple(full.shape) == (1, 1, 16, 240, 320)
     # 320x240 -> 341x256, crop x 58..282 -> original columns 54.4..264.6: zero outside
     assert full[..., :54].abs().max() == 0 and full[..., 265:].abs().max() == 0
+    low = geometry.maps_to_frame(maps)  # the default: each frame's minimum outside
+    assert torch.equal(low[..., 0], maps.amin(dim=(-2, -1))[..., None].expand_as(low[..., 0]))
     assert full.amax(dim=(-2, -1)).min() > 0
     assert all(not m.training for m in i3d.modules())

@@ -11,6 +11,8 @@ from _models import seeded
 
 CLASSES = [GlobalLocal3DCam, Counterfactual3DCam]
 RULES = ["3dcam", "gradcam", "gradcam++", "xgradcam", "layercam"]
+#: the fusions besides the paper's: global-local gating, and with it a temporal margin
+FUSIONS = [{}, {"gate": "gradcam"}, {"gate": "layercam", "gate_layers": 2, "gate_mode": "geometric", "temporal_margin": 3}]
 
 
 def all_hooks(model):
@@ -61,12 +63,13 @@ def layers_of(model):
 @pytest.mark.parametrize("cls", CLASSES)
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("fusion", FUSIONS)
 @pytest.mark.filterwarnings("ignore:.*training mode")
-def test_model_unchanged_after_success(cls, rule, training):
+def test_model_unchanged_after_success(cls, rule, training, fusion):
     model = make_model(training=training)
     before = snapshot(model)
     out = cls(model, layers_of(model)).attribute(
-        torch.randn(2, 3, 8, 32, 32), target=[1, 2], layer_rule=rule
+        torch.randn(2, 3, 8, 32, 32), target=[1, 2], layer_rule=rule, **fusion
     )
     assert out.shape == (2, 1, 8, 32, 32) and torch.isfinite(out).all() and (out >= 0).all()
     assert_unchanged(model, before)
@@ -74,13 +77,14 @@ def test_model_unchanged_after_success(cls, rule, training):
 
 @pytest.mark.parametrize("cls", CLASSES)
 @pytest.mark.parametrize("rule", RULES)
-def test_batch_of_two_equals_two_batches_of_one(cls, rule):
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_batch_of_two_equals_two_batches_of_one(cls, rule, fusion):
     model = make_model()
     x = torch.randn(2, 3, 8, 32, 32)
     cam = cls(model, layers_of(model))
-    both = cam.attribute(x, target=[4, 0], layer_rule=rule)
-    one = cam.attribute(x[:1], target=4, layer_rule=rule)
-    two = cam.attribute(x[1:], target=0, layer_rule=rule)
+    both = cam.attribute(x, target=[4, 0], layer_rule=rule, **fusion)
+    one = cam.attribute(x[:1], target=4, layer_rule=rule, **fusion)
+    two = cam.attribute(x[1:], target=0, layer_rule=rule, **fusion)
     torch.testing.assert_close(both, torch.cat([one, two]), rtol=1e-4, atol=1e-5)
 
 

@@ -380,12 +380,16 @@ def test_evaluate_methods_in_sliding_windows_stitches_each_window_map():
     assert one_window["mean_iou"] == plain["mean_iou"] and one_window["pointing"] == plain["pointing"]
 
 
-def test_localize_preset_boxes_ignore_a_pedestal_the_paper_preset_does_not():
+def test_localize_gate_removes_a_pedestal_the_paper_preset_boxes_whole():
+    from captum_3dcam.layer_rules import gate_fusion
     from captum_3dcam.presets import LOCALIZE, PAPER
 
     m = torch.full((1, 1, 2, 12, 16), 0.7)  # a deep network's floor: 0.7 of the max everywhere
     m[..., 3:7, 4:10] = 1.0
-    torch.testing.assert_close(attribution_to_boxes(m, **LOCALIZE["boxes"])[0],
+    gate = torch.zeros_like(m)
+    gate[..., 2:8, 3:11] = 1.0              # the deep layer's class evidence around the same place
+    fused = gate_fusion(m, gate)            # LOCALIZE's fusion: min-max maps multiplied, the floor at 0
+    torch.testing.assert_close(attribution_to_boxes(fused, **LOCALIZE["boxes"])[0],
                                torch.tensor([[4.0, 3.0, 10.0, 7.0]] * 2))
     torch.testing.assert_close(attribution_to_boxes(m, **PAPER["boxes"])[0], torch.tensor([[0.0, 0.0, 16.0, 12.0]] * 2))
 

@@ -197,7 +197,7 @@ def test_demo_figures_name_the_target_and_the_preset(small_checkpoint, tmp_path,
     assert {name for name, _ in titles} == {"fig_layers.png", "fig_gradcam_vs_3dcam.png",
                                             "fig_top3_counterfactual.png", "fig_temporal.png"}
     for name, title in titles:
-        assert "PAPER preset (rule 3dcam, sum)" in title, (name, title)
+        assert "LOCALIZE preset (" in title, (name, title)   # the demo's default preset
         assert "target" in title, (name, title)
 
 
@@ -238,7 +238,10 @@ def test_explain_frames_png_is_labelled_with_true_frames(small_checkpoint, synth
             "--clip-len", "16", "--batch-size", "2", "--no-gif", "--no-mp4", "--out", str(tmp_path / "o"), "-q"]
     assert cli.main(argv) == 0
     assert seen["columns"] == [f"t={t}" for t in (0, 6, 11, 17, 22, 28, 33, 39)]  # 40 frames, not t=0..7
-    assert "target" in seen["title"] and "LOCALIZE preset (rule gradcam++, sum, normalize_layers=False)" in seen["title"]
+    from captum_3dcam.figures import describe_attribution
+    from captum_3dcam.presets import LOCALIZE
+
+    assert "target" in seen["title"] and describe_attribution(**LOCALIZE["attribute"]) in seen["title"]
     printed = capsys.readouterr()
     assert "s per window of 16 frames, 2 per pass, device cpu" in printed.out and printed.err == ""
     summary = json.loads((tmp_path / "o" / "explanation.json").read_text())

@@ -123,9 +123,17 @@ def test_maps_to_frame_upsampling_hand_values():
     torch.testing.assert_close(row, torch.tensor([1.0, 0.75, 0.25, 0, 0, 0, 0, 0]))
 
 
+def test_maps_to_frame_fills_each_frames_minimum_by_default():
+    _, geo = preprocess_i3d(torch.zeros(9, 240, 320, 3, dtype=torch.uint8))
+    maps = torch.rand(1, 1, 9, 224, 224) + 0.5
+    full = geo.maps_to_frame(maps)
+    assert torch.equal(full, geo.maps_to_frame(maps, "min"))
+    assert full[0, 0, 3, 100, 0] == maps[0, 0, 3].min()
+
+
 def test_maps_to_frame_is_zero_outside_the_crop():
     _, geo = preprocess_i3d(torch.zeros(9, 240, 320, 3, dtype=torch.uint8))
-    full = geo.maps_to_frame(torch.ones(1, 1, 9, 224, 224))
+    full = geo.maps_to_frame(torch.ones(1, 1, 9, 224, 224), 0.0)
     assert tuple(full.shape) == (1, 1, 9, 240, 320)
     # crop x 58..282 of 341 -> 54.43..264.63 of 320; y 16..240 of 256 -> 15..225 of 240
     cols = full[0, 0, 0, 100]
@@ -198,9 +206,14 @@ def test_sliding_windows_errors():
 def test_stitch_windows_averages_overlaps():
     windows = [(0, 4), (4, 8), (6, 10)]
     per_window = torch.stack([torch.full((1, 4, 2, 2), float(i + 1)) for i in range(3)])  # (W, 1, clip_len, h, w)
-    out = stitch_windows(per_window, windows, 10)
+    out = stitch_windows(per_window, windows, 10, taper=False)
     assert tuple(out.shape) == (1, 10, 2, 2)
     torch.testing.assert_close(out[0, :, 0, 0], torch.tensor([1, 1, 1, 1, 2, 2, 2.5, 2.5, 3, 3]))
+    # tapered (the default): frames 6, 7 weigh window 1 by 1/2, 1 (its positions 2, 3 of 4: 1.0, 0.5... )
+    tapered = stitch_windows(per_window, windows, 10)[0, :, 0, 0]
+    w1, w2 = torch.tensor([1.0, 0.5]), torch.tensor([0.5, 1.0])   # window (4, 8) at 6, 7; window (6, 10) at 6, 7
+    torch.testing.assert_close(tapered[6:8], (2 * w1 + 3 * w2) / (w1 + w2))
+    torch.testing.assert_close(tapered[:6], torch.tensor([1, 1, 1, 1, 2, 2.0]))
 
 
 def test_stitch_windows_ignores_nan_boxes():

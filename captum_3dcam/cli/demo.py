@@ -16,7 +16,10 @@ def add_parser(subparsers):
     p.add_argument("--retrain", action="store_true", help="train again even when the checkpoint exists")
     p.add_argument("--quick", action="store_true", help="tiny run in seconds (smoke test; model barely trained)")
     p.add_argument("--test-videos", type=positive_int, help="test clips explained (default 50, 10 with --quick)")
-    p.add_argument("--threshold", type=fraction, default=0.5, help="box threshold, fraction of max (default 0.5)")
+    p.add_argument("--threshold", type=fraction, default=None,
+                   help="3DCam's box threshold, a fraction (default: the preset's)")
+    p.add_argument("--preset", default="localize", choices=["localize", "paper", "strict"],
+                   help="3DCam's attribution and box settings (default localize; paper: the paper's eq. 1-3)")
     p.add_argument("--seed", type=int, default=0, help="seed of data and training (default 0)")
     return p
 
@@ -26,7 +29,8 @@ def run(args) -> int:
     from ..demo import run_demo
 
     result = run_demo(args.out, checkpoint=args.checkpoint, retrain=args.retrain, quick=args.quick,
-             test_videos=args.test_videos, threshold=args.threshold, seed=args.seed, device=args.device,
+             test_videos=args.test_videos, threshold=args.threshold, preset=args.preset,
+             seed=args.seed, device=args.device,
              progress=not args.no_progress)
     print(result["table"])
     print(f"\nwrote {result['files']['report']} and figures in {args.out} ({result['seconds']['total']:.0f} s)")

@@ -31,12 +31,6 @@ def config_key(threshold, region: str = "largest", **extra) -> str:
     return "/".join([str(threshold), str(region)] + [f"{k}={v}" for k, v in sorted(extra.items())])
 
 
-def _outside(boxes_kwargs) -> object:
-    """What the pixels outside the model's crop get for these box settings: 0, or with a threshold
-    relative to the range the frame's minimum (the range is that of what the model saw)."""
-    return "min" if boxes_kwargs.get("relative_to") == "range" else 0.0
-
-
 def _batches(items: Iterable, batch_size: int):
     """Group ``(clip, boxes, label[, geometry])`` items; items with a geometry go alone."""
     batch = []
@@ -73,8 +67,10 @@ def _groups(methods: List[Method], names: List[str]) -> List[Tuple[Any, List[Met
     """Methods that share a model pass: the same class and ``attribute`` keywords but ``aggregation``."""
     groups: Dict[Any, List[Method]] = {}
     for m in methods:
+        gated = m.attribute.get("gate") is not None  # the gate fuses inside attribute: a pass of its own
         key = m.provider if m.provider is not None else (
-            m.counterfactual, tuple(sorted((k, repr(v)) for k, v in m.attribute.items() if k != "aggregation")))
+            m.counterfactual, gated and m.name,
+            tuple(sorted((k, repr(v)) for k, v in m.attribute.items() if gated or k != "aggregation")))
         groups.setdefault(key, []).append(m)
     return list(groups.items())
 
@@ -85,9 +81,12 @@ def _pass(group: List[Method], ctx: Context, modules: Dict[str, nn.Module], x: T
     if first.provider is not None:  # methods with the same provider share its maps (e.g. other box settings)
         maps = first.provider(ctx, x, target)
         return {m.name: maps for m in group}
+    cls = Counterfactual3DCam if first.counterfactual else GlobalLocal3DCam
+    if first.attribute.get("gate") is not None:  # its group is itself: attribute's own fused map
+        layers = [modules[n] for n in method_layers(first, ctx.names)]
+        return {first.name: cls(ctx.model, layers).attribute(x, target=target, **first.attribute)}
     wanted = {n for m in group for n in method_layers(m, ctx.names)}
     order = [n for n in ctx.names if n in wanted] + sorted(wanted - set(ctx.names))
-    cls = Counterfactual3DCam if first.counterfactual else GlobalLocal3DCam
     kwargs = {k: v for k, v in first.attribute.items() if k != "aggregation"}
     _, maps = cls(ctx.model, [modules[n] for n in order]).attribute(x, target=target, return_layer_maps=True,
                                                                      **kwargs)
@@ -221,11 +220,14 @@ def evaluate_methods(
             for name, frame_maps in maps.items():
                 seconds[name] += elapsed
                 model_maps = frame_maps.detach().to(compute_dtype(frame_maps.dtype))  # float64 stays float64
-                in_frame = {fill: (model_maps if geometry is None else geometry.maps_to_frame(model_maps, fill)).cpu()
-                            for fill in {_outside(c) for c in per_method[name]} | {0.0}}
-                hits = pointing_game(in_frame[0.0], gt)
+                # boxes at model resolution, mapped to the frame: the same boxes as explain, explain-dataset
+                # and the README's path; pointing on the map in the frame's pixels (each frame's minimum
+                # outside the crop)
+                in_frame = (model_maps if geometry is None else geometry.maps_to_frame(model_maps)).cpu()
+                hits = pointing_game(in_frame, gt)
                 for c in per_method[name]:
-                    boxes = attribution_to_boxes(in_frame[_outside(c)], **c)
+                    boxes = attribution_to_boxes(model_maps, **c).cpu()
+                    boxes = boxes if geometry is None else geometry.boxes_to_frame(boxes)
                     meters[name][config_key(**c)].add(hits, box_iou(boxes, gt), correct)
     for m in chosen:
         if m.name in errors:
