@@ -1,5 +1,18 @@
 """Choose the LOCALIZE preset by measurement on VALIDATION data only (never the test split).
 
+Selection v2 (the current presets), in this order:
+
+    python benchmarks/grid_game.py                                           # I3D grids -> runs/grid_game.json
+    python benchmarks/select_preset.py --archs small --seeds 0 --num-videos 30 --json runs/sel_small.json --no-write &
+    python benchmarks/select_preset.py --archs resnet --seeds 0 --num-videos 30 --json runs/sel_resnet.json --no-write
+    python benchmarks/select_preset.py --from-json runs/sel_small.json runs/sel_resnet.json \
+        --grid-json runs/grid_game.json --no-write          # stage 1: prints the ROAD command of the shortlist
+    python benchmarks/faithfulness.py ... --json runs/road_validation.json   # that command (stage 2's ROAD)
+    python benchmarks/select_preset.py --from-json runs/sel_small.json runs/sel_resnet.json \
+        --grid-json runs/grid_game.json --road-json runs/road_validation.json   # the choice; writes the block
+
+The rule of v2 is :mod:`_criteria`'s docstring. v1 (synthetic only) is what runs without ``--grid-json``:
+
     python benchmarks/select_preset.py                 # the procedure, writes its block of RESULTS.md
     python benchmarks/select_preset.py --seeds 0 --num-videos 20 --no-write   # smoke run
     python benchmarks/select_preset.py --archs small --json runs/sel_small.json --no-write &  # in parallel:
