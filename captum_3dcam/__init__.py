@@ -13,6 +13,7 @@ from .errors import Captum3DCamError
 from .confidence import average_drop, random_attribution
 from .faithfulness import deletion_auc, deletion_insertion_curves, insertion_auc
 from .gating import LayerwiseGatedClassifier
+from .grid_game import GridPointingGame, class_sensitivity
 from .localization import attribution_to_boxes
 from .metrics import box_iou, iou_accuracy, pointing_game
 from .models import Small3DCNN, default_layers, i3d_kinetics400, resnext3d
@@ -36,6 +37,8 @@ __all__ = [
     "Counterfactual3DCam",
     "LayerwiseGatedClassifier",
     "attribution_to_boxes",
+    "GridPointingGame",
+    "class_sensitivity",
     "pointing_game",
     "box_iou",
     "iou_accuracy",
