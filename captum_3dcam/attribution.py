@@ -68,8 +68,10 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
     where :math:`\uparrow` is trilinear upsampling to ``(T, H, W)`` and nrm divides each sample's
     map by its maximum (a map with no positive value stays 0). The attribution is
     :math:`P = \mathrm{ReLU}(\sum_k \mathrm{map}_k)` (eq. 3). Rules ``"gradcam"``,
-    ``"gradcam++"`` and ``"layercam"``, the ``"minmax"`` normalization and the aggregations
-    ``"mean"``/``"max"`` come from the same pass; see :mod:`captum_3dcam.layer_rules`.
+    ``"gradcam++"``, ``"xgradcam"`` and ``"layercam"``, the ``"minmax"`` normalization, the
+    aggregations ``"mean"``/``"max"`` and global-local gating (``gate=``:
+    :math:`P = \mathrm{minmax}(G) \cdot \mathrm{minmax}(P)` with :math:`G` the deepest layers' map
+    by the gate's rule) come from the same pass; see :mod:`captum_3dcam.layer_rules`.
 
     One forward and one backward pass serve all layers; the backward pass stops at the lowest
     selected layer, and no parameter gradient is computed. Nothing of the model is changed:
@@ -140,8 +142,8 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
                 samples, a list of N ints or tuples, or a 1-D tensor/array of N ints.
             additional_forward_args: further arguments passed to ``forward_func`` after the
                 inputs, as in Captum.
-            layer_rule: ``"3dcam"`` (paper eq. 1-2), ``"gradcam"``, ``"gradcam++"`` or
-                ``"layercam"``.
+            layer_rule: ``"3dcam"`` (paper eq. 1-2), ``"gradcam"``, ``"gradcam++"``, ``"xgradcam"``
+                or ``"layercam"``.
             aggregation: ``"sum"`` (paper eq. 3), ``"mean"`` or ``"max"`` over layers.
             normalize_layers: ``True`` or ``"max"``: divide each normalized quantity by its
                 per-sample maximum (``nrm``, the paper's); ``"minmax"``: ``(x - min) /
