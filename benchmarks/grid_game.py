@@ -95,7 +95,8 @@ def peer_methods(model, layers, peers: Sequence[str]) -> Dict:
         def fn(x, targets):
             with getattr(pgc, name)(model=model, target_layers=list(layers)) as cam:
                 maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in targets])
-            return torch.as_tensor(maps, dtype=torch.float32)[:, None, ::2, ::4, ::4]
+            maps = torch.as_tensor(maps, dtype=torch.float32)[:, None, ::2, ::4, ::4]
+            return maps.nan_to_num(0.0, 0.0, 0.0)  # its GradCAM++ divides by 0 on some grids: no evidence there
         return fn
     return {f"pytorch-grad-cam {name} (9 layers)": make(name) for name in peers}
 
