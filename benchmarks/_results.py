@@ -8,6 +8,9 @@ def write_results_block(path: Path, body: str, block: str) -> None:
     """Replace (or append) the ``<!-- BEGIN block -->`` ... ``<!-- END block -->`` part of ``path``.
 
     The file is read just before writing, so scripts run one after another keep each other's blocks.
+    An existing block is replaced in place: the contents list, the section headings (``# Speed and
+    memory``, ...) and the other blocks around it stay as they are. A new block is appended at the
+    end of the file; move it under its section (and list it in the contents) by hand.
     """
     path = Path(path)
     begin, end = f"<!-- BEGIN {block} -->", f"<!-- END {block} -->"

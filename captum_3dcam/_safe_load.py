@@ -4,27 +4,30 @@ Lives here, the one copy the whole package uses (checkpoints, annotation files, 
 
 - :func:`load_numpy_pickle`: a pickle read by a restricted unpickler whose ``find_class`` admits
   numpy arrays, numpy dtypes and scalars, ``collections.OrderedDict`` and ``_codecs.encode``
-  (``str -> bytes`` only, how protocol 2 writes bytes) — nothing else. Dicts, lists, tuples,
-  strings and numbers need no import. Anything else (``os.system`` through ``__reduce__``, any
-  class) raises :class:`UnsafePickleError` *before* it is called: nothing from the file runs.
-  Python 2 pickles (the act-detector ``*-GT.pkl`` and UCF101-24 ``pyannot.pkl``) are read with
-  ``encoding="latin1"``, as numpy requires for their arrays.
+  (``str -> bytes`` only, how protocol 2 writes bytes) — nothing else; anything else (``os.system``
+  through ``__reduce__``, any class) raises :class:`UnsafePickleError` *before* it is called. Every
+  array is checked before numpy builds it (plain dtypes only, data of its exact size, no shape larger
+  than the file): numpy trusts a pickle's dtype flags and would read its bytes as object pointers.
+  The pure-Python unpickler and :func:`~captum_3dcam._untrusted.walk_untrusted` never recurse: any
+  nesting, sharing or cycle ends in the tree or a clear error. Python 2 pickles (act-detector
+  ``*-GT.pkl``, UCF101-24 ``pyannot.pkl``) are read with ``encoding="latin1"``, as numpy requires.
 - :func:`torch_load_weights_only`: ``torch.load(weights_only=True)`` (tensors, dicts, lists,
-  numbers, strings) with one clear line on failure. No message of this module ever suggests
-  turning that check off (torch's own advice to do so is not passed on).
+  numbers, strings), bounded likewise, with one clear line on failure. No message of this module
+  ever suggests turning that check off (torch's own advice to do so is not passed on).
 - :func:`check_state_dict` / :func:`load_state_dict_exact` / :func:`load_states`: every key and
-  shape (and an optimizer's parameter groups) is checked before anything is copied, so a
-  mismatching checkpoint leaves the model, optimizer and scheduler untouched (never half-loaded).
-  Lazy parameters (``nn.LazyLinear``, the lazy gates of
-  :class:`~captum_3dcam.gating.LayerwiseGatedClassifier`) take the checkpoint's shape.
+  shape (an optimizer's groups and states, a scheduler's entries) is checked before anything is
+  copied, so a mismatching checkpoint leaves the model, optimizer and scheduler untouched. Lazy
+  parameters (the lazy gates of :class:`~captum_3dcam.gating.LayerwiseGatedClassifier`) take the
+  checkpoint's shape.
 
 Written here rather than borrowed: ``torch.load(weights_only=True)`` cannot read numpy pickles, and
-``numpy.load(allow_pickle=True)`` runs any code; the unpickler is ~40 lines. Does not live here: the
-formats themselves (I3D's Flax tree, Hara's checkpoints: :mod:`captum_3dcam.models.checkpoints`;
-the act-detector layout: :mod:`captum_3dcam.datasets.act_detector`).
+``numpy.load(allow_pickle=True)`` runs any code. Does not live here: the walk and the limits
+(:mod:`captum_3dcam._untrusted`), the formats themselves (I3D's Flax tree, Hara's checkpoints:
+:mod:`captum_3dcam.models.checkpoints`; the act-detector layout: :mod:`captum_3dcam.datasets.act_detector`).
 """
 import importlib
 import io
+import math
 import os
 import pickle
 import re
@@ -34,6 +37,7 @@ from typing import Dict, Mapping, Optional, Union
 import torch
 from torch import nn
 
+from ._untrusted import optimizer_state_problem, scheduler_state_problem, short_repr, walk_untrusted
 from ._utils import as_path
 from .errors import Captum3DCamError
 
@@ -73,32 +77,48 @@ def _bytes_from_text(text, encoding="utf-8"):
     return text.encode(encoding)
 
 
-def _allowed_globals() -> Dict[tuple, object]:
-    import numpy as np
+class _NdarrayToken:
+    """What ``numpy.ndarray`` unpickles to: only ``_reconstruct``'s first argument, never called (a call
+    would allocate any shape the file asks for)."""
 
-    multiarray, numeric = _numpy_core("multiarray"), _numpy_core("numeric")
-    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(module, "_reconstruct")] = multiarray._reconstruct
-        allowed[(module, "scalar")] = multiarray.scalar
-    for module in ("numpy.core.numeric", "numpy._core.numeric"):  # arrays pickled with protocol 5
-        allowed[(module, "_frombuffer")] = numeric._frombuffer
-    # numpy >= 1.25 pickles dtypes of arrays as e.g. numpy.dtypes.Float32DType
-    for name in dir(getattr(np, "dtypes", object())):
-        if name.endswith("DType"):
-            allowed[("numpy.dtypes", name)] = getattr(np.dtypes, name)
-    allowed[("collections", "OrderedDict")] = OrderedDict
-    allowed[("_codecs", "encode")] = _bytes_from_text  # how protocol 2 writes bytes
-    return allowed
+    def __call__(self, *args, **kwargs):
+        raise UnsafePickleError("the pickle calls numpy.ndarray directly; numpy pickles rebuild arrays with "
+                                "_reconstruct or _frombuffer only, so it is not allowed (nothing was executed)")
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """An unpickler whose ``find_class`` admits only the globals of :func:`_allowed_globals`."""
+_NDARRAY = _NdarrayToken()
+#: dtype flags that make numpy treat an array's bytes as object pointers (object / structured dtypes).
+_OBJECT_FLAGS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40
 
-    def __init__(self, file, source: str, encoding: str):
+
+class _NumpyOnlyUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler (iterative: any nesting loads), whose ``find_class`` admits only numpy
+    arrays, dtypes and scalars, ``collections.OrderedDict`` and ``_codecs.encode``, and which checks every
+    array it builds BEFORE numpy sees it: plain dtypes only (numeric, bool, bytes, str; no object or
+    structured dtype: numpy would read the file's bytes as object pointers), data of the array's exact
+    size, at most ``budget`` bytes allocated by shapes from the file, a dtype's state set once, before use.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file, source: str, encoding: str, budget: int):
         super().__init__(file, encoding=encoding)
-        self._allowed = _allowed_globals()
-        self._source = source
+        self._source, self._budget, self._used = source, budget, {}
+        multiarray, numeric = _numpy_core("multiarray"), _numpy_core("numeric")
+        self._np_reconstruct, self._np_frombuffer, self._np_scalar = (
+            multiarray._reconstruct, numeric._frombuffer, multiarray.scalar)
+        import numpy as np
+
+        allowed = {("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): np.dtype,
+                   ("collections", "OrderedDict"): OrderedDict, ("_codecs", "encode"): _bytes_from_text}
+        for module in ("numpy.core", "numpy._core"):
+            allowed[(f"{module}.multiarray", "_reconstruct")] = self._reconstruct
+            allowed[(f"{module}.multiarray", "scalar")] = self._scalar
+            allowed[(f"{module}.numeric", "_frombuffer")] = self._frombuffer  # protocol 5
+        for name in dir(getattr(np, "dtypes", object())):  # numpy >= 1.25 pickles dtype classes by these names
+            if name.endswith("DType"):
+                allowed[("numpy.dtypes", name)] = getattr(np.dtypes, name)
+        self._allowed = allowed
 
     def find_class(self, module: str, name: str):
         try:
@@ -113,18 +133,85 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         raise UnsafePickleError(f"{self._source}: persistent ids are not allowed in a numpy pickle "
                                 "(nothing was executed)")
 
+    def _refuse(self, what: str):
+        return UnsafePickleError(f"{self._source}: {what}; only arrays of plain numeric, bool or string dtypes "
+                                 "are allowed, so it was not loaded (nothing was executed)")
 
-def _reject_object_arrays(tree, path: str, source: str) -> None:
-    import numpy as np
+    def _dtype(self, dtype, what: str):
+        """``dtype`` as a plain numpy dtype, remembered as used (its state may no longer change)."""
+        import numpy as np
 
-    if isinstance(tree, Mapping):
-        for key, value in tree.items():
-            _reject_object_arrays(value, f"{path}/{key}" if path else str(key), source)
-    elif isinstance(tree, (list, tuple)):
-        for i, value in enumerate(tree):
-            _reject_object_arrays(value, f"{path}/{i}", source)
-    elif isinstance(tree, np.ndarray) and tree.dtype.hasobject:
-        raise UnsafePickleError(f"{source}: array {path!r} has an object dtype; only numeric arrays are allowed")
+        try:
+            dt = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
+        except Exception:
+            raise self._refuse(f"{what} has no numpy dtype ({short_repr(dtype)})") from None
+        if dt.hasobject or dt.fields is not None or dt.subdtype is not None or dt.kind not in "biufcSUVmM":
+            raise self._refuse(f"{what} has an object or structured dtype ({dt})")
+        self._used[id(dt)] = dt
+        return dt
+
+    def _shape(self, shape, dt, what: str) -> tuple:
+        if not isinstance(shape, (tuple, list)) or len(shape) > 64 or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+            raise self._refuse(f"{what} has no valid shape ({short_repr(shape)})")
+        return tuple(shape), math.prod(shape) * dt.itemsize
+
+    def _reconstruct(self, subtype, shape, dtype):
+        if subtype is not _NDARRAY:
+            raise self._refuse(f"_reconstruct is asked for a {short_repr(subtype)}")
+        dt = self._dtype(dtype, "an array")
+        shape, nbytes = self._shape(shape, dt, "an array")
+        self._budget -= nbytes
+        if self._budget < 0:
+            raise UnsafePickleError(f"{self._source}: an array of shape {shape} ({nbytes:,} bytes) is more than "
+                                    "the file could hold; not loaded (nothing was executed)")
+        import numpy as np
+
+        return self._np_reconstruct(np.ndarray, shape, dt)
+
+    def _frombuffer(self, buf, dtype, shape, order):
+        return self._np_frombuffer(buf, self._dtype(dtype, "an array"), shape, order)
+
+    def _scalar(self, dtype, *args):
+        return self._np_scalar(self._dtype(dtype, "a scalar"), *args)
+
+    def load_build(self):
+        import numpy as np
+
+        state, inst = self.stack[-1], self.stack[-2]
+        if isinstance(inst, np.ndarray):
+            if not isinstance(state, tuple) or len(state) not in (4, 5):
+                raise self._refuse("an array with a malformed state")
+            shape, dtype, raw = state[-4], state[-3], state[-1]
+            dt = self._dtype(dtype, "an array")
+            shape, nbytes = self._shape(shape, dt, f"an array of dtype {dt}")
+            if not isinstance(raw, (bytes, bytearray, str)) or len(raw) != nbytes:
+                raise self._refuse(f"an array of shape {shape} and dtype {dt} comes with "
+                                   f"{short_repr(raw) if not isinstance(raw, (bytes, str)) else len(raw)} bytes of "
+                                   f"data instead of {nbytes}")
+        elif isinstance(inst, np.dtype):
+            flags = state[7] if isinstance(state, tuple) and len(state) >= 8 else 0
+            if (id(inst) in self._used or not isinstance(state, tuple) or not 5 <= len(state) <= 9
+                    or any(isinstance(v, (dict, list, tuple)) for v in state[:7])
+                    or not isinstance(flags, int) or flags & _OBJECT_FLAGS):
+                raise self._refuse(f"a dtype state {short_repr(state)} (set after use, structured or object)")
+        else:
+            raise self._refuse(f"the pickle sets the state of a {type(inst).__name__}")
+        pickle._Unpickler.load_build(self)
+        if isinstance(inst, np.dtype):
+            self._dtype(inst, "a dtype")
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+def _check_leaf(source: str):
+    def check(value, path):
+        import numpy as np
+
+        if isinstance(value, np.ndarray) and value.dtype.hasobject:
+            raise UnsafePickleError(f"{source}: array {path!r} has an object dtype; only numeric arrays are allowed")
+
+    return check
 
 
 def load_numpy_pickle(path: PathLike, *, what: str = "checkpoint", encoding: str = "latin1"):
@@ -152,15 +239,16 @@ def load_numpy_pickle(path: PathLike, *, what: str = "checkpoint", encoding: str
     data = path.read_bytes()
     source = f"{what}: {path}"
     try:
-        tree = _NumpyOnlyUnpickler(io.BytesIO(data), source=source, encoding=encoding).load()
+        unpickler = _NumpyOnlyUnpickler(io.BytesIO(data), source=source, encoding=encoding, budget=len(data))
+        tree = unpickler.load()
     except UnsafePickleError as exc:
         if str(exc).startswith(source):
             raise
         raise UnsafePickleError(f"{source}: {exc} (nothing was executed)") from None
-    except Exception as exc:  # truncated or garbage file
+    except Exception as exc:  # truncated or garbage file (RecursionError and MemoryError included)
         raise pickle.UnpicklingError(f"{what}: could not unpickle {path}: not a readable pickle of numpy "
-                                     f"arrays ({type(exc).__name__}: {exc})") from None
-    _reject_object_arrays(tree, "", source)
+                                     f"arrays ({type(exc).__name__}: {str(exc)[:300]})") from None
+    walk_untrusted(tree, source, error=UnsafePickleError, leaf=_check_leaf(source))
     return tree
 
 
@@ -192,10 +280,12 @@ def torch_load_weights_only(path: PathLike, *, map_location=None, what: str = "c
     if not path.is_file():
         raise FileNotFoundError(f"{what}: no file at {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a crafted, corrupt, truncated or foreign file
         raise CheckpointError(f"{what}: could not read {path} as a PyTorch checkpoint with "
-                              f"torch.load(weights_only=True): {_torch_refusal(exc)}") from None
+                              f"torch.load(weights_only=True): {_torch_refusal(exc)[:300]}") from None
+    walk_untrusted(state, f"{what}: {path}", error=CheckpointError)  # nothing later walks 2**40 paths or recurses
+    return state
 
 
 def _expected_entries(model: nn.Module) -> Dict[str, torch.Tensor]:
@@ -284,17 +374,6 @@ def load_state_dict_exact(model: nn.Module, state_dict: Mapping[str, torch.Tenso
 
 
 
-def _check_optimizer_state(optimizer, saved, source: str) -> None:
-    """The checks ``Optimizer.load_state_dict`` makes, made before anything is touched."""
-    if not isinstance(saved, Mapping) or "state" not in saved or not isinstance(saved.get("param_groups"), list):
-        raise CheckpointError(f"{source}: 'optimizer' is not an optimizer state dict (nothing was loaded)")
-    sizes = [len(g["params"]) for g in optimizer.param_groups]
-    saved_sizes = [len(g.get("params", ())) if isinstance(g, Mapping) else -1 for g in saved["param_groups"]]
-    if sizes != saved_sizes:
-        raise CheckpointError(f"{source}: the optimizer's parameter groups hold {sizes} parameters, the "
-                              f"checkpoint's {saved_sizes} (another model or optimizer; nothing was loaded)")
-
-
 def load_states(state: Mapping, *, model: Optional[nn.Module] = None, optimizer=None, scheduler=None,
                 source: str = "checkpoint") -> None:
     """Load ``state["model"]``, ``state["optimizer"]``, ``state["scheduler"]`` into the objects given,
@@ -306,12 +385,11 @@ def load_states(state: Mapping, *, model: Optional[nn.Module] = None, optimizer=
     """
     model_state = check_state_dict(model, state["model"], source=source) if model is not None else None
     load_optimizer = optimizer is not None and state.get("optimizer") is not None
-    if load_optimizer:
-        _check_optimizer_state(optimizer, state["optimizer"], source)
     load_scheduler = scheduler is not None and state.get("scheduler") is not None
-    if load_scheduler and not isinstance(state["scheduler"], Mapping):
-        raise CheckpointError(f"{source}: 'scheduler' should be a dict, got {type(state['scheduler']).__name__} "
-                              "(nothing was loaded)")
+    problem = ((load_optimizer and optimizer_state_problem(optimizer, state["optimizer"]))
+               or (load_scheduler and scheduler_state_problem(scheduler, state["scheduler"])))
+    if problem:
+        raise CheckpointError(f"{source}: {problem} (nothing was loaded)")
     if model is not None:
         model.load_state_dict(model_state, strict=True)
     if load_optimizer:

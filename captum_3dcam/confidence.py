@@ -5,6 +5,7 @@ for the control rows of every faithfulness table. Does not live here: deletion /
 (:mod:`captum_3dcam.faithfulness`, whose input checks these functions share), replacement values
 (:mod:`captum_3dcam.imputation`).
 """
+import numbers
 from typing import Callable, Optional, Sequence, Tuple
 
 import torch
@@ -110,7 +111,9 @@ def random_attribution(like: Tensor, *, seed: int = 0, sigma: Optional[Sequence[
     Shape:
         - like: :math:`(N, C, T, H, W)` (clips or maps); output: :math:`(N, 1, T, H, W)` on ``like``'s device
     """
-    _check_clips(like, "like")
+    _check_clips(like, "like", finite=False)  # only its shape and device are used
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -2 ** 63 <= seed < 2 ** 64:
+        raise ValueError(f"seed: expected an int in [-2**63, 2**64), got {seed!r}")
     n, _, t, h, w = like.shape
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     maps = torch.rand((n, 1, t, h, w), generator=gen, dtype=torch.float32)

@@ -92,9 +92,13 @@ def write_atomic(path: Union[str, os.PathLike], text: Union[str, bytes]) -> Path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if isinstance(text, (bytes, bytearray)):
-        tmp.write_bytes(bytes(text))
-    else:
-        tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        if isinstance(text, (bytes, bytearray)):
+            tmp.write_bytes(bytes(text))
+        else:
+            tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, Ctrl-C: neither half a file nor a stray temporary is left
+        tmp.unlink(missing_ok=True)
+        raise
     return path

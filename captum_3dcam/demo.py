@@ -30,9 +30,11 @@ from .models.small_recipe import (
     QUICK_RECIPE,
     SMALL_MODEL_RECIPE,
     default_small_checkpoint,
+    is_unfinished_small_checkpoint,
     load_or_train_small_model,
     load_small_checkpoint,
 )
+from .training import check_seed
 from .tubes import attention_to_segments, temporal_attention
 from .video import save_gif, save_mp4
 from .windows import sliding_windows, stitch_windows
@@ -131,14 +133,16 @@ def run_demo(
     t_all = time.perf_counter()
     overrides = dict(QUICK_RECIPE) if quick else {}
     recipe = {**SMALL_MODEL_RECIPE, **overrides}
+    check_seed(seed)
     ckpt = (as_path(checkpoint, "--checkpoint", kind="file") if checkpoint is not None
             else default_small_checkpoint(seed, **overrides))
-    if retrain and ckpt.is_file():
-        ckpt.unlink()
+    for stale in (ckpt, ckpt.with_name(ckpt.name + ".partial")) if retrain else ():
+        if stale.is_file():
+            stale.unlink()
 
     # 1-2. model ------------------------------------------------------------------------------
     t0 = time.perf_counter()
-    reused = ckpt.is_file()
+    reused = ckpt.is_file() and not is_unfinished_small_checkpoint(ckpt)  # an interrupted run is finished
     log(f"[1/5] {'loading' if reused else 'training'} the small model ({ckpt}) ...", progress)
     device = resolve_device(device)
     if checkpoint is not None and reused:  # the user's own model: used as it is, never retrained

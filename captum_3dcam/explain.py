@@ -29,7 +29,7 @@ from .errors import Captum3DCamError
 from .figures import describe_attribution, plot_overlay_rows, plot_temporal_curve, save_figure
 from .layer_rules import LAYER_RULES
 from .localization import attribution_to_boxes
-from .models.registry import get_model_spec, resolve_model_layers
+from .models.registry import check_layer_names, get_model_spec, resolve_model_layers
 from .presets import get_preset
 from .overlays import draw_boxes, frame_indices, overlay, resize_frames
 from .tubes import attention_to_segments, temporal_attention
@@ -187,18 +187,19 @@ def explain_video(
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise Captum3DCamError(f"--batch-size: expected a positive integer, got {batch_size!r}")
     t_start = time.perf_counter()
-
-    log(f"loading {spec.name} ...", progress)
+    # the cheap checks (device, layer names, the video itself) come before the weights load
     device = resolve_device(device)
-    net = spec.load(None if checkpoint is None else str(checkpoint)).to(device)
-    layer_names, layer_modules = resolve_model_layers(net, layers, spec.name)
-
+    check_layer_names(spec, layers)
     log(f"decoding {video} ...", progress)
     frames = read_video(video, max_frames=max_frames)
     fps = video_fps(video)
     total = frames.shape[0]
     if total < spec.min_frames:
         raise Captum3DCamError(f"VIDEO: {video} has {total} frames; {spec.name} needs at least {spec.min_frames}")
+
+    log(f"loading {spec.name} ...", progress)
+    net = spec.load(None if checkpoint is None else str(checkpoint)).to(device)
+    layer_names, layer_modules = resolve_model_layers(net, layers, spec.name)
     clip, geometry = spec.preprocess(frames)  # resizes a few frames at a time internally
     clip = clip.to(device)
 

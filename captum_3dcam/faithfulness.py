@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .imputation import BASELINES, _check_clips, baseline_clip, noisy_linear_imputation
+from .imputation import BASELINES, _channel_std, _check_clips, _check_real, baseline_clip, noisy_linear_imputation
 from .upsample import check_size, upsample_to
 
 __all__ = [
@@ -32,15 +32,16 @@ __all__ = [
 Baseline = Union[str, Tensor, Callable[[Tensor, Tensor], Tensor]]
 #: cubes per (T, H, W) axis when ``cube=None`` (with ``baseline="road"``: the validated default protocol)
 DEFAULT_GRID = (4, 7, 7)
+_MAX_STEPS = 10 ** 6  # a curve of more points than this is a mistake (and a list of that many counts)
 
 
 # ---------------------------------------------------------------------------------------------
 # validation and scoring
 
 
-def _check_int(value, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
+def _check_int(value, name: str, low: int = 1, high: Optional[int] = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        raise ValueError(f"{name}: expected an int >= {low}, got {value!r}{'' if high is None else f' (at most {high})'}")
     return value
 
 
@@ -72,7 +73,10 @@ def _forward_scores(forward_func, clips: Tensor, target: Optional[Tensor], score
     elif bool(((target < 0) | (target >= out.shape[1])).any()):
         raise ValueError(f"target: expected class indices in [0, {out.shape[1]}), got {target.tolist()}")
     values = out.float().softmax(dim=1) if score == "probability" else out.float()
-    return values.gather(1, target.view(-1, 1).to(out.device))[:, 0], target
+    picked = values.gather(1, target.view(-1, 1).to(out.device))[:, 0]
+    if not bool(torch.isfinite(picked).all()):
+        raise ValueError(f"forward_func: returned non-finite scores (NaN/inf) for the targets: {picked.tolist()}")
+    return picked, target
 
 
 def _prepare_target(target, n: int, device) -> Optional[Tensor]:
@@ -193,7 +197,7 @@ def deletion_insertion_curves(
         >>> curve_auc(fr, dele, relative=True)      # (N,), lower is better
     """
     _check_common(forward_func, inputs, score, batch_size)
-    steps = _check_int(steps, "steps")
+    steps = _check_int(steps, "steps", high=_MAX_STEPS)
     t, h, w = inputs.shape[2:]
     cube = tuple(-(-s // g) for s, g in zip((t, h, w), DEFAULT_GRID)) if cube is None else check_size(cube, "cube")
     if any(c > s for c, s in zip(cube, inputs.shape[2:])):
@@ -265,6 +269,9 @@ def _scores_in_batches(forward_func, pieces, target, score, batch_size, bar):
 
 def _make_fill(baseline, inputs: Tensor, blur_sigma, noise: float, seed: int):
     """``fill(clips (B, ...), keep (B, 1, T, H, W), sample index (B,)) -> perturbed clips``."""
+    noise = _check_real(noise, "noise")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not -2 ** 63 <= seed <= 2 ** 64 - inputs.shape[0]:
+        raise ValueError(f"seed: expected an int in [-2**63, 2**64 - N] (sample i uses seed + i), got {seed!r}")
     if isinstance(baseline, str):
         if baseline == "road":
             cache = {}
@@ -275,7 +282,7 @@ def _make_fill(baseline, inputs: Tensor, blur_sigma, noise: float, seed: int):
                         cache[i] = _sample_noise(inputs[i], seed + i)
                 noises = [cache[i] for i in idx.tolist()]
                 filled = noisy_linear_imputation(clips, keep, noise=0.0)
-                std = clips.std(dim=(2, 3, 4), keepdim=True)
+                std = _channel_std(clips)
                 return torch.where(keep, clips, filled + noise * std * torch.stack(noises))
             return road
         if baseline not in BASELINES:
@@ -288,6 +295,8 @@ def _make_fill(baseline, inputs: Tensor, blur_sigma, noise: float, seed: int):
         except RuntimeError as exc:
             raise ValueError(f"baseline: a tensor must broadcast to the inputs {tuple(inputs.shape)}, "
                              f"got {tuple(baseline.shape)}") from exc
+        if not bool(torch.isfinite(base).all()):
+            raise ValueError("baseline: expected a tensor of finite values, got NaN or inf")
         return lambda clips, keep, idx: torch.where(keep, clips, base[idx])
     if callable(baseline):
         return lambda clips, keep, idx: baseline(clips, keep)
@@ -347,6 +356,8 @@ def curve_auc(
     if fractions.dim() != 1 or scores.dim() != 2 or scores.shape[1] != fractions.shape[0] or fractions.shape[0] < 2:
         raise ValueError(f"fractions (S + 1,), scores (N, S + 1) with S >= 1 expected, got {tuple(fractions.shape)} "
                          f"and {tuple(scores.shape)}")
+    if not (bool(torch.isfinite(fractions).all()) and bool(torch.isfinite(scores).all())):
+        raise ValueError("fractions, scores: expected finite values, got NaN or inf")
     area = torch.trapezoid(scores, fractions.to(scores), dim=1)
     if not relative:
         return area

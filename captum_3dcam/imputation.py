@@ -5,6 +5,7 @@ Lives here: what a removed space-time voxel becomes (:func:`baseline_clip`, :fun
 remove and scoring the model (:mod:`captum_3dcam.faithfulness`).
 """
 import math
+import numbers
 from typing import Optional, Sequence
 
 import torch
@@ -19,13 +20,69 @@ BASELINES = ("zero", "mean", "blur", "road")
 _CENTRE = 8.0  # centre weight of the 3x3x3 binomial kernel [1, 2, 1]^3
 
 
-def _check_clips(clips, name: str = "clips") -> None:
+def _check_clips(clips, name: str = "clips", *, finite: bool = True) -> None:
+    """A non-empty floating 5-D tensor; with ``finite`` (the default) also free of NaN and inf."""
     if not isinstance(clips, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor (N, C, T, H, W), got {type(clips).__name__}")
     if clips.dim() != 5 or clips.numel() == 0:
         raise ValueError(f"{name}: expected a non-empty 5-D tensor (N, C, T, H, W), got shape {tuple(clips.shape)}")
     if not clips.is_floating_point():
         raise TypeError(f"{name}: expected a floating-point tensor, got dtype {clips.dtype}")
+    if finite and not bool(torch.isfinite(clips).all()):
+        bad = int((~torch.isfinite(clips)).sum())
+        raise ValueError(f"{name}: expected finite values, got {bad} NaN/inf entries in shape {tuple(clips.shape)}")
+
+
+def _channel_std(x: Tensor) -> Tensor:
+    """Per (sample, channel) standard deviation over ``(T, H, W)``, ``(N, C, 1, 1, 1)``; 0 for one voxel.
+
+    The unbiased estimate of a single voxel is 0 / 0 = NaN; a clip of one voxel has no spread.
+    """
+    if x.shape[2] * x.shape[3] * x.shape[4] <= 1:
+        return torch.zeros_like(x[:, :, :1, :1, :1])
+    return x.std(dim=(2, 3, 4), keepdim=True)
+
+
+def _check_real(value, name: str, low: float = 0.0, *, strict: bool = False) -> float:
+    """A finite real number ``>= low`` (``> low`` with ``strict``), not a bool: the checked float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r:.60}")
+    if not math.isfinite(value) or value < low or (strict and value == low):
+        raise ValueError(f"{name}: expected {'>' if strict else '>='} {low:g}, got {value!r} (a finite number)")
+    return float(value)
+
+
+def _blur_kernel(sigma: float, truncate: float, length: int, dtype, device) -> Tensor:
+    """The normalized Gaussian taps of one axis of ``length`` voxels: ``(2 r + 1,)``.
+
+    ``r = ceil(truncate * sigma)``; a kernel longer than the axis is clamped to ``r = length``
+    with the mass of the taps beyond folded into the two end taps: under edge replication every
+    tap at ``|d| >= length`` reads the same edge voxel, so the result is the full kernel's (and a
+    huge ``sigma`` needs no huge kernel).
+    """
+    reach = truncate * sigma  # r = ceil(reach); inf for a sigma near float's maximum
+    if reach <= length:
+        radius = int(math.ceil(reach))
+        d = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+        kernel = torch.exp(-0.5 * (d / sigma) ** 2)
+        if not bool(torch.isfinite(kernel).all()):  # sigma below the dtype's range: 0 / 0 at d = 0
+            kernel = torch.exp(-0.5 * (d.double() / sigma) ** 2).to(dtype)
+        return kernel / kernel.sum()
+    head = torch.exp(-0.5 * (torch.arange(length, dtype=torch.float64) / sigma) ** 2)  # taps d = 0 .. length - 1
+    last = min(reach, 40.0 * sigma)  # beyond 40 sigma every tap is 0 in float64
+    if last <= 1 << 20:  # one side's taps d = 0 .. r, summed exactly; the total is in units of sigma
+        side = torch.exp(-0.5 * (torch.arange(int(math.ceil(last)) + 1, dtype=torch.float64) / sigma) ** 2)
+        total = (2.0 * float(side.sum()) - 1.0) / sigma
+    else:  # sigma > 26000: Euler-Maclaurin, exact in float64 (the next term is ~1 / sigma^3)
+        x = math.ceil(reach) / sigma if math.isfinite(reach) else math.inf  # r / sigma
+        f_r = math.exp(-0.5 * x * x) if x < 40 else 0.0
+        one_side = math.sqrt(math.pi / 2) * math.erf(x / math.sqrt(2)) + (1.0 + f_r) / (2 * sigma)
+        total = 2.0 * (one_side - (x * f_r / 12 / sigma / sigma if f_r else 0.0)) - 1.0 / sigma
+    head = head / sigma
+    tail = max((total - (2.0 * float(head.sum()) - float(head[0]))) / 2.0, 0.0)  # the mass of |d| >= length
+    end = torch.tensor([tail], dtype=torch.float64)
+    kernel = torch.cat([end, head.flip(0), head[1:], end]) / total
+    return kernel.to(dtype=dtype, device=device)
 
 
 def gaussian_blur3d(clips: Tensor, sigma: Sequence[float] = (1.0, 5.0, 5.0), truncate: float = 3.0) -> Tensor:
@@ -38,16 +95,20 @@ def gaussian_blur3d(clips: Tensor, sigma: Sequence[float] = (1.0, 5.0, 5.0), tru
         - clips: :math:`(N, C, T, H, W)`; output: the same.
     """
     _check_clips(clips)
-    if len(sigma) != 3 or any(not isinstance(s, (int, float)) or s < 0 for s in sigma):
-        raise ValueError(f"sigma: expected three non-negative numbers (t, h, w), got {sigma!r}")
+    try:
+        sigma = tuple(sigma)
+    except TypeError:
+        raise TypeError(f"sigma: expected three non-negative numbers (t, h, w), got {sigma!r}") from None
+    if len(sigma) != 3 or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s < math.inf
+                              for s in sigma):
+        raise ValueError(f"sigma: expected three non-negative finite numbers (t, h, w), got {sigma!r}")
+    truncate = _check_real(truncate, "truncate")
     out = clips if clips.is_floating_point() else clips.float()
     for axis, s in zip((2, 3, 4), sigma):
-        radius = int(math.ceil(truncate * s))
-        if s == 0 or radius == 0:
+        if s == 0 or truncate * s == 0:
             continue
-        d = torch.arange(-radius, radius + 1, dtype=out.dtype, device=out.device)
-        kernel = torch.exp(-0.5 * (d / s) ** 2)
-        kernel = kernel / kernel.sum()
+        kernel = _blur_kernel(float(s), truncate, out.shape[axis], out.dtype, out.device)
+        radius = kernel.shape[0] // 2
         moved = out.movedim(axis, -1)
         shape = moved.shape
         flat = moved.reshape(-1, 1, shape[-1])
@@ -193,11 +254,11 @@ def noisy_linear_imputation(
         got = tuple(keep.shape) if isinstance(keep, Tensor) else type(keep).__name__
         want = (clips.shape[0], 1, *clips.shape[2:])
         raise ValueError(f"keep: expected a bool tensor (N, 1, T, H, W) = {want}, got {got}")
-    for name, value, ok in (("noise", noise, noise >= 0), ("tol", tol, tol > 0), ("max_iter", max_iter, max_iter >= 1)):
-        if not ok:
-            raise ValueError(f"{name}: expected {'>= 0' if name == 'noise' else '> 0'}, got {value!r}")
+    noise, tol = _check_real(noise, "noise"), _check_real(tol, "tol", strict=True)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+        raise ValueError(f"max_iter: expected an int >= 1, got {max_iter!r}")
     x = clips.float()
-    std = x.std(dim=(2, 3, 4), keepdim=True)
+    std = _channel_std(x)
     scale = std.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1, 1)
     weight = keep.to(x.dtype)
     filled = _harmonic_fill(x * weight, weight, x.mean(dim=(2, 3, 4), keepdim=True), tol * scale, max_iter)

@@ -64,6 +64,7 @@ def _as_frames(maps: Tensor, name: str = "maps") -> Tensor:
     """``(N, 1, T, H, W)`` or ``(N, T, H, W)`` -> ``(N, T, H, W)``, checked finite and floating."""
     if not isinstance(maps, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(maps).__name__}")
+    shape = tuple(maps.shape)
     if maps.dim() == 5:
         if maps.shape[1] != 1:
             raise ValueError(
@@ -76,6 +77,9 @@ def _as_frames(maps: Tensor, name: str = "maps") -> Tensor:
             f"{name}: expected (N, 1, T, H, W) or (N, T, H, W), got {maps.dim()}-D shape "
             f"{tuple(maps.shape)}"
         )
+    if 0 in maps.shape[1:]:
+        raise ValueError(f"{name}: expected T, H, W >= 1 (at least one frame of at least one pixel), got shape "
+                         f"{shape}")
     if maps.is_complex() or maps.dtype == torch.bool:
         raise TypeError(f"{name}: expected a real-valued tensor, got dtype {maps.dtype}")
     if not maps.is_floating_point():
@@ -128,8 +132,8 @@ def otsu_thresholds(maps: Tensor, bins: int = _OTSU_BINS) -> Tensor:
     """
     frames = _as_frames(maps)
     frames = frames.to(compute_dtype(frames.dtype))  # float16 counts stop being exact at 2048 pixels
-    n, t = frames.shape[:2]
-    rel = _relative(frames).clamp(min=0).reshape(n * t, -1)
+    n, t, h, w = frames.shape
+    rel = _relative(frames).clamp(min=0).reshape(n * t, h * w)
     idx = (rel * bins).long().clamp_(0, bins - 1)
     hist = torch.zeros(n * t, bins, dtype=rel.dtype, device=rel.device)
     hist.scatter_add_(1, idx, torch.ones_like(rel))

@@ -84,7 +84,8 @@ def box_iou(pred_boxes: Tensor, gt_boxes: Tensor) -> Tensor:
     identical, else 0.
 
     Computed in float64 (float16 areas overflow above 65504, float32 loses integers above 2**24);
-    returned in the inputs' promoted dtype, float32 for integer or half-precision boxes.
+    returned in the inputs' promoted dtype, float32 for integer or half-precision boxes (an IoU that
+    would round to 1 or 0 but is not takes the nearest float32 inside: 1.0 means identical boxes).
 
     Args:
         pred_boxes: ``(..., 4)`` predicted boxes, e.g. ``(N, T, 4)``.
@@ -112,8 +113,10 @@ def box_iou(pred_boxes: Tensor, gt_boxes: Tensor) -> Tensor:
     identical = (p == g).all(-1)
     iou = torch.where(union > 0, inter / torch.where(union > 0, union, torch.ones_like(union)), identical.to(dtype))
     iou = iou.clamp(0, 1)
-    iou = torch.where(has_pred, iou, torch.zeros_like(iou))
-    return torch.where(has_gt, iou, torch.full_like(iou, float("nan"))).to(out_dtype)
+    iou = torch.where(has_gt, torch.where(has_pred, iou, torch.zeros_like(iou)), torch.full_like(iou, float("nan")))
+    out = iou.to(out_dtype)  # rounded to nearest, but never to a perfect 1 or 0 that the float64 IoU is not:
+    out = torch.where((out == 1) & (iou < 1), torch.nextafter(out.new_ones(()), out.new_zeros(())), out)
+    return torch.where((out == 0) & (iou > 0), torch.nextafter(out.new_zeros(()), out.new_ones(())), out)
 
 
 def pointing_game(maps: Tensor, gt_boxes: Tensor) -> Tensor:
@@ -155,11 +158,10 @@ def pointing_game(maps: Tensor, gt_boxes: Tensor) -> Tensor:
 def _correct_mask(correct: Optional[Tensor], n: int, device) -> Optional[Tensor]:
     if correct is None:
         return None
-    if not isinstance(correct, Tensor):
-        correct = torch.as_tensor(correct)
+    correct = torch.as_tensor(correct)
     if correct.dim() != 1 or correct.shape[0] != n:
         raise ValueError(f"correct: expected a (N,) = ({n},) bool tensor, got shape {tuple(correct.shape)}")
-    return correct.bool().to(device)
+    return _check_hits(correct, "correct").to(device)
 
 
 def hit_rate(hits: Tensor, gt_boxes: Tensor, correct: Optional[Tensor] = None) -> float:
@@ -199,8 +201,8 @@ def iou_accuracy(
 
     Args:
         ious: ``(N, T)`` from :func:`box_iou` (NaN = no GT, excluded).
-        thresholds: IoU thresholds in ``[0, 1]``.
-        correct: optional ``(N,)`` bool; frames of wrongly classified clips count as misses (Acc2).
+        thresholds: IoU thresholds in ``[0, 1]`` (or one number).
+        correct: optional ``(N,)`` bool (or 0/1); frames of wrongly classified clips count as misses (Acc2).
 
     Returns:
         ``{tau: accuracy}``; accuracies are NaN when no frame has GT.
@@ -209,6 +211,10 @@ def iou_accuracy(
         ``ious`` ``(...)`` (NaN = no ground truth) -> ``{tau: float}``
     """
     _check_ious(ious)
+    thresholds = (thresholds,) if isinstance(thresholds, numbers.Real) else thresholds  # one: the same dict
+    if isinstance(thresholds, (str, bytes, Tensor)) or not isinstance(thresholds, Iterable):
+        raise TypeError(f"thresholds: expected a number or numbers in [0, 1], got {type(thresholds).__name__}")
+    thresholds = tuple(thresholds)
     for tau in thresholds:
         if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0.0 <= tau <= 1.0:
             raise ValueError(f"thresholds: expected numbers in [0, 1], got {tau!r}")
@@ -234,9 +240,13 @@ def _check_ious(ious) -> None:
                          f"{float(known.min())} to {float(known.max())}")
 
 
-def _check_hits(hits: Tensor) -> None:
-    if hits.dtype != torch.bool and not bool(((hits == 0) | (hits == 1)).all()):
-        raise ValueError(f"hits: expected a bool tensor (or 0/1), got dtype {hits.dtype} with other values")
+def _check_hits(hits: Tensor, name: str = "hits") -> Tensor:
+    """``hits`` as bool: a bool tensor, or real values all exactly 0 or 1 (not probabilities, not NaN)."""
+    if hits.dtype != torch.bool and (hits.is_complex() or not bool(((hits == 0) | (hits == 1)).all())):
+        other = hits[~((hits == 0) | (hits == 1))].flatten()[0].item()
+        raise ValueError(f"{name}: expected a bool tensor (or 0/1), got dtype {hits.dtype} with other values, e.g. "
+                         f"{other!r} (threshold probabilities yourself, e.g. probs > 0.5)")
+    return hits.bool()
 
 
 def _check_segments(seg: Tensor, name: str) -> Tensor:
@@ -318,7 +328,8 @@ class LocalizationMeter:
     """
 
     def __init__(self, iou_thresholds: Iterable[float] = DEFAULT_IOU_THRESHOLDS) -> None:
-        self.iou_thresholds = tuple(float(t) for t in iou_thresholds)
+        one = isinstance(iou_thresholds, numbers.Real)  # one threshold
+        self.iou_thresholds = tuple(float(t) for t in ((iou_thresholds,) if one else iou_thresholds))
         iou_accuracy(torch.zeros(0), self.iou_thresholds)  # validates the thresholds
         self._hits, self._ious, self._correct = [], [], []
         self._has_labels = None
@@ -364,10 +375,7 @@ class LocalizationMeter:
         if self._has_labels is not None and has != self._has_labels:
             raise ValueError("predicted/labels: give them for every batch or for none")
         if has:
-            correct = torch.as_tensor(correct).reshape(-1).bool().cpu()
-            if correct.shape[0] != hits.shape[0]:
-                raise ValueError(f"correct: expected ({hits.shape[0]},), got {tuple(correct.shape)}")
-            self._correct.append(correct)
+            self._correct.append(_correct_mask(torch.as_tensor(correct).reshape(-1), hits.shape[0], "cpu"))
         self._has_labels = has
         self._hits.append(hits.bool().cpu())
         self._ious.append(ious.cpu().double())

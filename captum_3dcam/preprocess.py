@@ -136,10 +136,11 @@ class ClipGeometry:
             if outside != "min":
                 raise ValueError(f"outside: expected a number or 'min', got {outside!r}")
             fill = flat.amin(dim=(-2, -1), keepdim=True) if flat.numel() else flat.new_zeros(())
-        elif isinstance(outside, (int, float)) and not isinstance(outside, bool):
+        elif isinstance(outside, (int, float)) and not isinstance(outside, bool) and math.isfinite(outside):
             fill = torch.full((), float(outside), dtype=dt, device=dev)
         else:
-            raise TypeError(f"outside: expected a number or 'min', got {type(outside).__name__}")
+            raise (ValueError if isinstance(outside, float) else TypeError)(
+                f"outside: expected a finite number or 'min', got {type(outside).__name__} {outside!r:.40}")
         return torch.where(inside, sampled, fill).reshape(*lead, h, w).to(out_dtype)
 
 
@@ -198,9 +199,11 @@ def centre_frame_indices(total: int, num_frames: Optional[int]) -> range:
 
     The window starts at ``(total - num_frames) // 2``.
     """
+    if isinstance(total, bool) or not isinstance(total, numbers.Integral) or total < 0:
+        raise ValueError(f"total: expected an int >= 0 (the number of frames), got {total!r}")
     if num_frames is None:
         return range(total)
-    if not isinstance(num_frames, int) or num_frames < 1:
+    if isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral) or num_frames < 1:
         raise ValueError(f"num_frames: expected a positive int or None, got {num_frames!r}")
     if total < num_frames:
         raise ValueError(f"frames: the model input needs {num_frames} frames (num_frames), the video has {total}")
@@ -341,6 +344,7 @@ def preprocess_torchvision(
         if not hasattr(transform, attribute) or not callable(transform):
             raise TypeError(f"transform: expected weights.transforms() of a torchvision video model (with "
                             f"{attribute}), got {type(transform).__name__}")
+    _check_sizes(1, 1, 1.0, (0, 0, 0), (1, 1, 1), min_frames)  # min_frames: a positive int
     total, h, w, _ = frames.shape
     indices = centre_frame_indices(total, num_frames)
     if len(indices) < min_frames:
@@ -384,6 +388,9 @@ def frames_to_clip(
         )
     _check_frames(frames)  # 0-255: frames already in [0, 1] would be divided by 255 twice
     _check_sizes(1, 1, 1.0, mean, std, 1)
+    if size is not None and (not isinstance(size, (tuple, list)) or len(size) != 2 or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in size)):
+        raise ValueError(f"size: expected None or two positive ints (h, w), got {size!r}")
     x = frames.permute(3, 0, 1, 2).float() / 255.0  # (3, T, H, W)
     if size is not None:
         x = F.interpolate(

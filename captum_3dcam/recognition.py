@@ -42,14 +42,16 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from . import ddp
-from ._utils import log
+from ._untrusted import short_repr
+from ._utils import check_output_dir, log
 from .accuracy import video_ids_of
 from .distributed import init_distributed
 from .errors import Captum3DCamError
 from .gating import LayerwiseGatedClassifier
 from .models.registry import get_model_spec, load_model
-from .models.trained import FORMAT, build_classifier, description_of, gate_layer_names, get_architecture, replace_head
-from .training import TrainConfig, load_checkpoint, train
+from .models.trained import (FORMAT, build_classifier, check_weights_fit, description_of, gate_layer_names,
+                             get_architecture, replace_head)
+from .training import TrainConfig, check_seed, load_checkpoint, train
 
 __all__ = ["DATASETS", "training_data", "pretrained_backbone", "run_train"]
 
@@ -231,15 +233,29 @@ def _table(run: Dict[str, Any], history: List[Dict[str, float]], counts: Dict[st
     return "\n".join(lines) + "\n"
 
 
-def _check_resume(path: Path, run: Dict[str, Any], progress: bool):
-    """The description of the run saved at ``path``, after checking it was started with ``run``'s settings."""
+#: What every epoch's record of a ``captum-3dcam train`` checkpoint holds (``results.md`` shows each).
+_RECORD = ("epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_clip_accuracy", "test_video_accuracy",
+           "seconds")
+
+
+def _check_resume(path: Path, run: Dict[str, Any], progress: bool, input_shape):
+    """The description of the run saved at ``path``, after checking it was started with ``run``'s settings,
+    that its weights fit its description and its input shape the data's (before anything is built)."""
     state = load_checkpoint(path)
-    description = description_of(state, str(path))
+    source = f"--out: {path}"
+    description = description_of(state, source)
     saved = (state.get("extra") or {}).get("run")
     if description is None or not isinstance(saved, dict):
         raise Captum3DCamError(f"--out: {path} was not written by captum-3dcam train; use another --out")
+    if list(description["input_shape"]) != list(input_shape):
+        raise Captum3DCamError(f"{source}: field 'input_shape' of the description is {short_repr(description['input_shape'])}, "
+                               f"the clips of this run are {list(input_shape)}; use another --out")
+    missing = [f"history[{i}]" for i, h in enumerate(state["history"]) if not set(_RECORD) <= set(h)]
+    if missing:
+        raise Captum3DCamError(f"{source}: field {missing[0]!r}: expected a record with {', '.join(_RECORD)}")
+    check_weights_fit(description, state["model"], source)
     changed = [k for k in run if k != "epochs" and saved.get(k) != run[k]]
-    fixed = [f"{k} ({saved.get(k)!r} -> {run[k]!r})" for k in changed if k not in _MAY_CHANGE]
+    fixed = [f"{k} ({short_repr(saved.get(k))} -> {run[k]!r})" for k in changed if k not in _MAY_CHANGE]
     if fixed:
         raise Captum3DCamError(f"--out: {path.parent} holds a run with other settings: {', '.join(fixed)}; "
                                "give the same settings to resume it, or another --out")
@@ -300,9 +316,12 @@ def run_train(
     Returns:
         ``{"history", "final", "checkpoint", "metrics", "table", "world_size", "rank"}`` (on every rank).
     """
-    get_architecture(model)  # a wrong --model fails before any data is read
+    get_architecture(model)  # a wrong --model, seed, recipe or --out fails before any data is read
+    check_seed(seed)
+    TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
+                weight_decay=weight_decay, step_size=step_size, gamma=gamma, seed=seed, num_workers=workers, dtype=dtype)
+    out = check_output_dir(out, "--out")
     with init_distributed(device) as ctx:
-        out = Path(out)
         show = progress and ctx.is_main
         train_set, test_set, classes = training_data(
             dataset, model, root=root, annotations=annotations, split=split, clip_len=clip_len,
@@ -320,7 +339,7 @@ def run_train(
         path = out / "checkpoint.pt"
         torch.manual_seed(seed)
         if path.is_file():
-            description, done = _check_resume(path, run, show)
+            description, done = _check_resume(path, run, show, train_set[0][0].shape)
             log(f"resuming {path} after epoch {done} of {epochs}", show)
             net = build_classifier(description)
         else:

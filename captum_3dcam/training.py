@@ -18,32 +18,41 @@ the same call trains with ``DistributedDataParallel``: each rank takes its ``Dis
 the test figures are exact), and rank 0 alone writes the checkpoint (atomically). ``dtype="bfloat16"`` runs the
 forward passes under ``torch.autocast`` (meant for GPUs; the weights stay float32).
 
-Lives here: :class:`TrainConfig`, :func:`train`, the checkpoints (:func:`save_checkpoint`,
-:func:`load_checkpoint`) — for any model and dataset; :func:`evaluate` and :func:`video_ids_of` are
-re-exported from :mod:`captum_3dcam.accuracy`. Does not live here: the embedded small model's
+Training stops with :class:`TrainingDivergedError` (naming the epoch and step, suggesting a lower
+learning rate or a look at the data) at the first non-finite loss, before it reaches the weights,
+or at the first step that leaves non-finite weights.
+
+Lives here: :class:`TrainConfig`, :func:`check_seed`, :func:`train` — for any model and dataset;
+the checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`) are re-exported from
+:mod:`captum_3dcam.training_checkpoints`, :func:`evaluate` and :func:`video_ids_of` from
+:mod:`captum_3dcam.accuracy`. Does not live here: the embedded small model's
 recipe (``train_small_model``, ``load_or_train_small_model``), in
 :mod:`captum_3dcam.models.small_recipe` (still importable from here, deprecated), nor the gated
 classifier (:mod:`captum_3dcam.gating`), nor the ``captum-3dcam train`` command
 (:mod:`captum_3dcam.recognition`).
 """
+import math
 import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ._safe_load import CheckpointError, load_states, torch_load_weights_only
 from ._utils import as_path, progress_bar
 from . import ddp
 from .accuracy import autocast, evaluate, split_batch, video_ids_of
+from .errors import Captum3DCamError
+from .training_checkpoints import load_checkpoint, save_checkpoint
 
 __all__ = [
     "TrainConfig",
+    "TrainingDivergedError",
+    "MAX_SEED",
+    "check_seed",
     "train",
     "evaluate",
     "save_checkpoint",
@@ -52,6 +61,20 @@ __all__ = [
 ]
 
 PathLike = Union[str, os.PathLike]
+
+#: Seeds go to ``torch.manual_seed`` and NumPy: 0 .. 2**32 - 1 everywhere.
+MAX_SEED = 2**32 - 1
+
+
+class TrainingDivergedError(Captum3DCamError):
+    """The loss or the weights stopped being finite (the message names the epoch, the step and what to try)."""
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """``seed`` if it is an int in ``[0, 2**32 - 1]``; else a ``ValueError`` naming ``name``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name}: expected an integer in [0, {MAX_SEED}], got {seed!r}")
+    return seed
 
 
 @dataclass
@@ -103,13 +126,12 @@ class TrainConfig:
             raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype: expected 'float32' or 'bfloat16', got {self.dtype!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr: expected > 0, got {self.lr!r}")
-        if self.momentum < 0 or self.weight_decay < 0 or self.gamma <= 0:
-            raise ValueError(
-                "momentum, weight_decay: expected >= 0 and gamma > 0, got "
-                f"{self.momentum!r}, {self.weight_decay!r}, {self.gamma!r}"
-            )
+        for name, low in (("lr", "> 0"), ("gamma", "> 0"), ("momentum", ">= 0"), ("weight_decay", ">= 0")):
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or not (value > 0 if low == "> 0" else value >= 0)):
+                raise ValueError(f"{name}: expected a finite number {low}, got {value!r}")
+        check_seed(self.seed)
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "TrainConfig":
@@ -140,71 +162,27 @@ def _make_optim(model: nn.Module, cfg: TrainConfig):
     return optimizer, scheduler
 
 
-def save_checkpoint(
-    path: PathLike,
-    model: nn.Module,
-    optimizer: Optional[torch.optim.Optimizer] = None,
-    scheduler: Optional[Any] = None,
-    *,
-    epoch: int = 0,
-    config: Optional[TrainConfig] = None,
-    history: Optional[List[Dict[str, float]]] = None,
-    extra: Optional[Dict[str, Any]] = None,
-) -> Path:
-    """Write a checkpoint atomically (a temporary file, then a rename).
-
-    Contents: ``model`` (state dict), ``optimizer``, ``scheduler``, ``epoch`` (epochs done),
-    ``config`` (dict), ``history`` (per-epoch metrics), ``rng_state`` and ``extra``.
-    """
-    path = as_path(path, "path", kind="file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "epoch": int(epoch),
-        "config": asdict(config) if config is not None else None,
-        "history": list(history or []),
-        "rng_state": torch.get_rng_state(),
-        "extra": dict(extra or {}),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+def _check_loss(value: float, epoch: int, step: int, lr: float, device) -> None:
+    """Stop before a non-finite loss reaches the weights (under several ranks: when any rank's does)."""
+    bad = not math.isfinite(value)
+    if ddp.get_world_size() > 1:
+        bad = ddp.all_reduce_sum([float(bad)], device)[0] > 0
+    if bad:
+        raise TrainingDivergedError(
+            f"epoch {epoch + 1}, step {step}: the training loss is {value} (not finite), so training stopped "
+            f"before this step changed the weights (the checkpoint holds the last finished epoch). Check the "
+            f"data for NaN or infinite values, or lower the learning rate (--lr, now {lr:g})")
 
 
-def load_checkpoint(
-    path: PathLike,
-    model: Optional[nn.Module] = None,
-    optimizer: Optional[torch.optim.Optimizer] = None,
-    scheduler: Optional[Any] = None,
-    *,
-    map_location: Union[str, torch.device] = "cpu",
-) -> Dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`; load the states given, all or nothing.
-
-    Read with ``torch.load(weights_only=True)`` (no code from the file runs); every state given is
-    checked before any is copied (:func:`captum_3dcam._safe_load.load_states`), so a mismatching
-    checkpoint leaves ``model``, ``optimizer`` and ``scheduler`` as they were. Returns the checkpoint dict.
-
-    Raises:
-        TypeError: ``path`` is not a ``str`` or ``os.PathLike``.
-        FileNotFoundError: no file at ``path``.
-        CheckpointError (a ``ValueError``): a file that is not such a checkpoint, or states that do
-            not match (named in the message); nothing was loaded.
-    """
-    path = as_path(path, "checkpoint", kind="file")
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: no file at {path}")
-    state = torch_load_weights_only(path, map_location=map_location, what="checkpoint")
-    if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
-        raise CheckpointError(
-            f"checkpoint: {path} is not a captum_3dcam training checkpoint "
-            "(expected a dict with 'model' and 'epoch')"
-        )
-    load_states(state, model=model, optimizer=optimizer, scheduler=scheduler, source=f"checkpoint {path}")
-    return state
+def _check_weights(model: nn.Module, epoch: int, step: int, lr: float) -> None:
+    """Stop when a step left non-finite trained weights (the same on every rank: DDP averaged the gradients)."""
+    trained = [p for p in model.parameters() if p.grad is not None]
+    if trained and not bool(torch.stack([torch.isfinite(p).all() for p in trained]).all()):
+        bad = sum(int((~torch.isfinite(p)).sum()) for p in trained)
+        raise TrainingDivergedError(
+            f"epoch {epoch + 1}, step {step}: {bad} weights are no longer finite after this step (the "
+            f"checkpoint holds the last finished epoch). The learning rate is too high (--lr, now {lr:g}): "
+            "lower it, or check the data for extreme values")
 
 
 def train(
@@ -275,7 +253,7 @@ def train(
     if resume_path is not None:
         state = load_checkpoint(resume_path, model, optimizer, scheduler, map_location=device)
         start, history = state["epoch"], list(state["history"])
-        if state.get("rng_state") is not None:
+        if state.get("rng_state") is not None:  # checked by load_checkpoint
             torch.set_rng_state(state["rng_state"])
 
     total, squares = ddp.all_reduce_sum([start, start * start], device)
@@ -301,16 +279,25 @@ def train(
             lr = optimizer.param_groups[0]["lr"]
             loss_sum, correct, seen = 0.0, 0, 0
             bar = progress_bar(loader, f"epoch {epoch + 1}", unit="batch", enabled=show, leave=False)
-            for batch in bar:
+            for step, batch in enumerate(bar, 1):
                 x, y = split_batch(batch)
                 x, y = x.to(device), torch.as_tensor(y).to(device)
                 with autocast(device, config.dtype):
                     logits = net(x)
                 loss = nn.functional.cross_entropy(logits.float(), y)
+                value = loss.item()
+                _check_loss(value, epoch, step, lr, device)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                optimizer.step()
-                loss_sum += loss.item() * len(y)
+                try:
+                    optimizer.step()
+                except RuntimeError as exc:  # e.g. an update of lr x gradient past the float range
+                    if "overflow" not in str(exc):
+                        raise
+                    raise TrainingDivergedError(f"epoch {epoch + 1}, step {step}: the optimizer's update is not finite "
+                                                f"({exc}); lower the learning rate (--lr, now {lr:g})") from None
+                _check_weights(model, epoch, step, lr)
+                loss_sum += value * len(y)
                 correct += (logits.argmax(-1) == y).sum().item()
                 seen += len(y)
                 if show:

@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor
 
-from ._utils import compute_dtype, inter_union
+from ._utils import checked_boxes, compute_dtype, inter_union
 from .localization import Threshold, _as_frames, attribution_to_regions, threshold_masks
 
 __all__ = [
@@ -43,8 +43,9 @@ def link_tube(
     :func:`attribution_to_regions` use the regions' ``masses`` or ``areas``.
 
     Args:
-        boxes: ``T`` tensors of shape ``(R_t, 4)``; ``R_t`` may be 0.
-        scores: ``T`` tensors of shape ``(R_t,)``, non-negative; None for all ones.
+        boxes: ``T`` tensors of shape ``(R_t, 4)``, finite with ``x1 <= x2``, ``y1 <= y2`` (else
+            ``ValueError``); ``R_t`` may be 0.
+        scores: ``T`` tensors of shape ``(R_t,)``, finite and non-negative; None for all ones.
         overlap_weight: weight of the IoU between consecutive boxes (>= 0).
 
     Returns:
@@ -58,14 +59,28 @@ def link_tube(
         raise TypeError(f"boxes: expected a list of (R_t, 4) tensors, got {type(boxes).__name__}")
     if scores is not None and len(scores) != len(boxes):
         raise ValueError(f"scores: expected {len(boxes)} entries (one per frame), got {len(scores)}")
-    if not isinstance(overlap_weight, (int, float)) or not overlap_weight >= 0:
-        raise ValueError(f"overlap_weight: expected a number >= 0, got {overlap_weight!r}")
+    if isinstance(overlap_weight, bool) or not isinstance(overlap_weight, (int, float)) \
+            or not 0 <= overlap_weight < float("inf"):
+        raise ValueError(f"overlap_weight: expected a finite number >= 0, got {overlap_weight!r}")
     for t, b in enumerate(boxes):
         if not isinstance(b, Tensor) or b.dim() != 2 or b.shape[1] != 4:
             shape = tuple(b.shape) if isinstance(b, Tensor) else type(b).__name__
             raise ValueError(f"boxes[{t}]: expected a (R, 4) tensor, got {shape}")
-        if scores is not None and tuple(scores[t].shape) != (b.shape[0],):
-            raise ValueError(f"scores[{t}]: expected shape ({b.shape[0]},), got {tuple(scores[t].shape)}")
+        if bool(torch.isnan(checked_boxes(b, f"boxes[{t}]")).any()):  # also: real, finite, x1 <= x2, y1 <= y2
+            raise ValueError(f"boxes[{t}]: expected finite candidate boxes, got NaN rows (a frame without "
+                             "candidates is a (0, 4) tensor)")
+        if scores is None:
+            continue
+        s = scores[t]
+        if not isinstance(s, Tensor) or tuple(s.shape) != (b.shape[0],):
+            got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
+            raise ValueError(f"scores[{t}]: expected a tensor of shape ({b.shape[0]},), got {got}")
+        if s.dtype == torch.bool or s.is_complex():
+            raise TypeError(f"scores[{t}]: expected real scores, got dtype {s.dtype}")
+        bad = ~(torch.isfinite(s) & (s >= 0))
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"scores[{t}]: expected finite scores >= 0, got {float(s[i])} at index {i}")
     ref = next((b for b in boxes if b.numel()), None)
     dtype = compute_dtype(ref.dtype) if ref is not None else torch.float32  # half -> float32: exact pixels
     device = ref.device if ref is not None else torch.device("cpu")
@@ -198,10 +213,15 @@ def attention_to_segments(
     """
     if not isinstance(curve, Tensor):
         raise TypeError(f"curve: expected a torch.Tensor, got {type(curve).__name__}")
+    shape = tuple(curve.shape)
     if curve.dim() == 1:
         curve = curve[None]
-    if curve.dim() != 2:
-        raise ValueError(f"curve: expected (N, T) or (T,), got shape {tuple(curve.shape)}")
+    if curve.dim() != 2 or curve.shape[1] == 0:
+        raise ValueError(f"curve: expected (N, T) or (T,) with T >= 1, got shape {shape}")
+    if curve.dtype == torch.bool or curve.is_complex():
+        raise TypeError(f"curve: expected a real-valued tensor, got dtype {curve.dtype}")
+    if not bool(torch.isfinite(curve).all()):
+        raise ValueError(f"curve: expected finite values, got {int((~torch.isfinite(curve)).sum())} NaN/inf entries")
     if isinstance(min_length, bool) or not isinstance(min_length, int) or min_length < 1:
         raise ValueError(f"min_length: expected an int >= 1, got {min_length!r}")
     if isinstance(max_gap, bool) or not isinstance(max_gap, int) or max_gap < 0:

@@ -12,14 +12,17 @@ live — and anything drawn on frames (:mod:`captum_3dcam.overlays`).
 Frames are ``uint8`` tensors ``(T, H, W, 3)``, RGB. PyAV and Pillow are imported where used
 (``pip install captum-3dcam[video,viz]``).
 """
+import numbers
+import operator
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Tuple, Union
+from typing import Iterable, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from ._utils import as_path, optional_import
+from .errors import Captum3DCamError
 from . import preprocess, windows
 from .preprocess import (ACTIVITYNET_MEAN, I3D_MIN_FRAMES, ClipGeometry, centre_frame_indices,  # noqa: F401
                          frames_to_clip, preprocess_clip, preprocess_i3d, preprocess_resnext)
@@ -34,6 +37,9 @@ ArrayLike = Union[torch.Tensor, np.ndarray]
 PathLike = Union[str, Path]
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov")
 IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg")
+#: FFmpeg demuxers and codecs that render text (a .txt, .nfo, ANSI art) as video frames: not videos
+_TEXT_FORMATS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
+_TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -44,13 +50,22 @@ def _av():
 
 
 def _decoded(path: Path) -> Iterator:
-    """PyAV frames of the first video stream; undecodable files raise ``ValueError``."""
+    """PyAV frames of the first video stream; undecodable files raise ``ValueError``.
+
+    A file FFmpeg can only read as text drawn into frames (its ``tty`` demuxer takes any text file)
+    or without a video stream is refused with :class:`~captum_3dcam.errors.Captum3DCamError`.
+    """
     av = _av()
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise ValueError(f"path: {path} has no video stream")
+                raise Captum3DCamError(f"{path}: not a video (no video stream; PyAV reads it as format "
+                                       f"{container.format.name!r})")
             stream = container.streams.video[0]
+            codec = stream.codec_context.name
+            if container.format.name in _TEXT_FORMATS or codec in _TEXT_CODECS:
+                raise Captum3DCamError(f"{path}: not a video (PyAV reads it as format {container.format.name!r}); "
+                                       f"its codec {codec!r} draws text as frames")
             stream.thread_type = "AUTO"
             try:
                 yield from container.decode(stream)
@@ -62,6 +77,27 @@ def _decoded(path: Path) -> Iterator:
 
 def _rgb(frame) -> torch.Tensor:
     return torch.from_numpy(frame.to_ndarray(format="rgb24"))
+
+
+def _check_count(value, name: str) -> None:
+    """``value`` is an int >= 1 or None (``True`` is not a count, nor is ``2.0``)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+        raise ValueError(f"{name}: expected a positive int or None, got {type(value).__name__} {value!r}")
+
+
+def _same_size(frame: torch.Tensor, first: torch.Tensor, where: str, first_where: str) -> torch.Tensor:
+    """``frame``, checked to have the size of the first frame (``torch.stack`` needs one size)."""
+    if frame.shape != first.shape:
+        raise Captum3DCamError(f"{where}: frame of {frame.shape[1]}x{frame.shape[0]} pixels (WxH), but {first_where} "
+                               f"is {first.shape[1]}x{first.shape[0]}: every frame must have the same size")
+    return frame
+
+
+def _stack(frames, names) -> torch.Tensor:
+    """``torch.stack`` of frames whose sizes were checked, ``names[i]`` naming frame ``i`` in errors."""
+    for frame, name in zip(frames[1:], names[1:]):
+        _same_size(frame, frames[0], name, names[0])
+    return torch.stack(frames)
 
 
 def read_video(path: PathLike, *, max_frames: Optional[int] = None) -> torch.Tensor:
@@ -85,8 +121,7 @@ def read_video(path: PathLike, *, max_frames: Optional[int] = None) -> torch.Ten
     path = as_path(path, "path", kind="file")
     if not path.is_file():
         raise FileNotFoundError(f"path: no video file at {path}")
-    if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
-        raise ValueError(f"max_frames: expected a positive int or None, got {max_frames!r}")
+    _check_count(max_frames, "max_frames")
     frames = []
     for frame in _decoded(path):
         frames.append(_rgb(frame))
@@ -94,7 +129,7 @@ def read_video(path: PathLike, *, max_frames: Optional[int] = None) -> torch.Ten
             break
     if not frames:
         raise ValueError(f"path: {path} decoded to zero frames")
-    return torch.stack(frames)
+    return _stack(frames, [f"{path} frame {k}" for k in range(1, len(frames) + 1)])
 
 
 def video_fps(path: PathLike) -> float:
@@ -116,8 +151,13 @@ def _frame_files(folder: Path):
 
 
 def _image(path: Path) -> torch.Tensor:
-    with optional_import("PIL.Image", "reading frame folders").open(path) as im:
-        return torch.from_numpy(np.asarray(im.convert("RGB")).copy())
+    """One frame image as ``(H, W, 3)`` uint8; a file Pillow cannot read raises :class:`Captum3DCamError`."""
+    Image = optional_import("PIL.Image", "reading frame folders")
+    try:
+        with Image.open(path) as im:
+            return torch.from_numpy(np.asarray(im.convert("RGB")).copy())
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # UnidentifiedImageError, truncated
+        raise Captum3DCamError(f"{path}: not a readable frame image ({type(exc).__name__}: {exc})") from exc
 
 
 def count_frames(source: PathLike) -> int:
@@ -147,17 +187,20 @@ def read_frames(source: PathLike, frames: Optional[Sequence[int]] = None) -> tor
         - Output: :math:`(T, H, W, 3)`, ``T = len(frames)``.
     """
     source = as_path(source, "source")
-    wanted = None if frames is None else [int(f) for f in frames]
+    if frames is not None and (isinstance(frames, (str, bytes)) or not isinstance(frames, Iterable)):
+        raise TypeError(f"frames: expected a sequence of 1-based frame numbers, got {type(frames).__name__}")
+    wanted = None if frames is None else [_frame_number(f) for f in frames]
     if wanted is not None and any(f < 1 for f in wanted):
         raise IndexError(f"frames: numbers are 1-based, got {min(wanted)}")
     if source.is_dir():
         files = _frame_files(source)
-        out = []
+        out, names = [], []
         for f in range(1, len(files) + 1) if wanted is None else wanted:
             if f > len(files):
                 raise IndexError(f"frames: frame {f} past the end of {source} ({len(files)} frames)")
             out.append(_image(files[f - 1]))
-        return torch.stack(out)
+            names.append(str(files[f - 1]))
+        return _stack(out, names)
     if not source.is_file():
         raise FileNotFoundError(f"source: no video file or frame folder at {source}")
     keep = None if wanted is None else set(wanted)
@@ -176,7 +219,17 @@ def read_frames(source: PathLike, frames: Optional[Sequence[int]] = None) -> tor
         )
     if not numbers:
         raise ValueError(f"source: {source} has no video frames")
-    return torch.stack([decoded[f] for f in numbers])
+    return _stack([decoded[f] for f in numbers], [f"{source} frame {f}" for f in numbers])
+
+
+def _frame_number(f) -> int:
+    """A frame number: an int (numpy and 0-d tensor ints too), not a bool, float or string."""
+    if not isinstance(f, (bool, np.bool_)) and not (isinstance(f, torch.Tensor) and f.dtype == torch.bool):
+        try:
+            return operator.index(f)
+        except TypeError:
+            pass
+    raise TypeError(f"frames: expected int frame numbers, got {type(f).__name__} {f!r:.40}")
 
 
 def iter_frames(source: PathLike, count: Optional[int] = None) -> Iterator[torch.Tensor]:
@@ -187,16 +240,19 @@ def iter_frames(source: PathLike, count: Optional[int] = None) -> Iterator[torch
     frames, and ``IndexError`` when the source has fewer (``None``: every frame).
     """
     source = as_path(source, "source")
-    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-        raise ValueError(f"count: expected a positive int or None, got {count!r}")
+    _check_count(count, "count")
     if source.is_dir():
-        frames = (_image(f) for f in _frame_files(source))
+        files = _frame_files(source)
+        frames = (_image(f) for f in files)
+        name = lambda k: str(files[k - 1])  # noqa: E731
     elif source.is_file():
         frames = (_rgb(frame) for frame in _decoded(source))
+        name = lambda k: f"{source} frame {k}"  # noqa: E731
     else:
         raise FileNotFoundError(f"source: no video file or frame folder at {source}")
-    n = 0
+    n, first = 0, None
     for n, frame in enumerate(frames, start=1):
+        first = frame if first is None else _same_size(frame, first, name(n), name(1))
         yield frame
         if count is not None and n >= count:
             return
@@ -270,9 +326,9 @@ def to_frames(video: ArrayLike, value_range: Optional[Tuple[float, float]] = Non
 # --------------------------------------------------------------------------------------------
 # encoding
 # --------------------------------------------------------------------------------------------
-def _check_fps(fps: float) -> float:
-    if not float(fps) > 0:
-        raise ValueError(f"fps: expected a positive number, got {fps}")
+def _check_fps(fps: float, low: float = 0.0) -> float:
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not low < fps < float("inf"):
+        raise ValueError(f"fps: expected a finite number > {low:g}, got {type(fps).__name__} {fps!r}")
     return float(fps)
 
 
@@ -286,7 +342,7 @@ def save_gif(frames: ArrayLike, path: PathLike, fps: float = 8.0) -> Path:
         - frames: :math:`(T, H, W, 3)` uint8 (or any video :func:`to_frames` accepts).
     """
     Image = optional_import("PIL.Image", "writing GIF")
-    fps = _check_fps(fps)
+    fps = _check_fps(fps, 100 / 65535)  # GIF delays are 16-bit hundredths of a second
     path = as_path(path, "path", kind="file")
     pictures = [Image.fromarray(frame) for frame in to_frames(frames).numpy()]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -305,6 +361,8 @@ def save_mp4(frames: ArrayLike, path: PathLike, fps: float = 8.0, crf: int = 20)
     """
     av = _av()
     fps = _check_fps(fps)
+    if isinstance(crf, bool) or not isinstance(crf, numbers.Real) or not 0 <= crf <= 51:
+        raise ValueError(f"crf: expected a number in [0, 51] (x264's quality scale), got {crf!r}")
     path = as_path(path, "path", kind="file")
     img = to_frames(frames).numpy()
     T, H, W, _ = img.shape

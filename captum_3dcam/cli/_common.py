@@ -1,8 +1,9 @@
 """What every ``captum-3dcam`` command shares: argument types, the common options, error lines.
 
 Lives here: :func:`add_command` (a subcommand with ``--quiet`` (alias ``--no-progress``), ``--debug``
-and ``--device``), the argument types :func:`positive_int`, :func:`fraction`, :func:`device`, and
-:func:`run_command` (a user's mistake becomes one line on stderr and exit status 2). Does not
+and ``--device``), the argument types :func:`positive_int`, :func:`seed`, :func:`fraction`, :func:`device`, and
+:func:`run_command` (a user's mistake, or an ``OSError`` such as a full disk, becomes one line on
+stderr and exit status 2). Does not
 live here: any command (one module each in :mod:`captum_3dcam.cli`) or library logic.
 """
 import argparse
@@ -12,11 +13,19 @@ import sys
 
 from ..errors import Captum3DCamError
 
-__all__ = ["add_command", "positive_int", "fraction", "device", "run_command", "USER_ERRORS"]
+__all__ = ["Parser", "add_command", "positive_int", "non_negative_int", "seed", "fraction", "device", "run_command", "USER_ERRORS"]
 
 #: Exceptions printed as one line (exit status 2) unless ``--debug``.
 USER_ERRORS = (Captum3DCamError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
                ValueError, ImportError, pickle.UnpicklingError)
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose usage errors are one line, as every other error of the
+    command: ``captum-3dcam explain: error: argument --seed: expected ... (see --help)``, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def positive_int(text: str) -> int:
@@ -38,6 +47,21 @@ def non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+#: Seeds go to ``torch.manual_seed`` and NumPy, which take 0 .. 2**32 - 1 everywhere.
+MAX_SEED = 2**32 - 1
+
+
+def seed(text: str) -> int:
+    """An ``argparse`` type: a random seed, an integer in ``[0, 2**32 - 1]``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, {MAX_SEED}], got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, {MAX_SEED}], got {text!r}")
     return value
 
 
@@ -84,9 +108,19 @@ def run_command(command: str, run, args) -> int:
     except KeyboardInterrupt:
         print("captum-3dcam: interrupted", file=sys.stderr)
         return 130
-    except USER_ERRORS as exc:
+    except USER_ERRORS + (OSError,) as exc:
         if debug:
             raise
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"captum-3dcam {command}: error: {message}", file=sys.stderr)
+        print(f"captum-3dcam {command}: error: {error_line(exc)}", file=sys.stderr)
         return 2
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for ``exc``: its message, or for an ``OSError`` (disk full, read-only file system,
+    ...) the file and the system's reason, e.g. ``runs/x/videos/a.json: No space left on device``."""
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, USER_ERRORS):
+        where = exc.filename if exc.filename is not None else ""
+        message = f"{where}: {exc.strerror}" if where != "" else exc.strerror
+    else:
+        message = str(exc)
+    return " ".join(message.split()) or type(exc).__name__

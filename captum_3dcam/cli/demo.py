@@ -1,5 +1,5 @@
 """``captum-3dcam demo``: the embedded synthetic default, end to end (:func:`captum_3dcam.demo.run_demo`)."""
-from ._common import add_command, fraction, positive_int
+from ._common import add_command, fraction, positive_int, seed
 
 NAME = "demo"
 
@@ -20,7 +20,7 @@ def add_parser(subparsers):
                    help="3DCam's box threshold, a fraction (default: the preset's)")
     p.add_argument("--preset", default="localize", choices=["localize", "paper", "strict"],
                    help="3DCam's attribution and box settings (default localize; paper: the paper's eq. 1-3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data and training (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of data and training, 0 .. 2**32-1 (default 0)")
     return p
 
 

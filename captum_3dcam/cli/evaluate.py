@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ..errors import Captum3DCamError
 from ..models.registry import MODELS
-from ._common import add_command, fraction, positive_int
+from ._common import add_command, fraction, positive_int, seed
 
 NAME = "evaluate"
 
@@ -31,7 +31,7 @@ def add_parser(subparsers):
                    help="the preset row added to the default methods (default: %(default)s)")
     p.add_argument("--max-videos", type=positive_int, help="evaluate at most this many videos (synthetic: 100)")
     p.add_argument("--threshold", type=fraction, default=0.5, help="box threshold (default 0.5)")
-    p.add_argument("--seed", type=int, default=0, help="synthetic data seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="synthetic data seed (default 0)")
     p.add_argument("--out", help="folder for localization.md and localization.json")
     return p
 

@@ -2,7 +2,7 @@
 too (:func:`captum_3dcam.evaluation.dataset_run.run_explain_dataset`)."""
 
 from ..models.registry import MODELS
-from ._common import add_command, non_negative_int, positive_int
+from ._common import add_command, non_negative_int, positive_int, seed
 
 NAME = "explain-dataset"
 
@@ -17,7 +17,9 @@ def add_parser(subparsers):
                     "(class explained, score, per-frame boxes in the original frame's pixels or null), with "
                     "--save-maps OUT/maps/<video>.npz (float16), then OUT/summary.json and OUT/localization.md "
                     "(pointing game, IoU accuracy, mean IoU when the dataset has boxes). Running it again with the "
-                    "same --out skips the videos already done. Under `torchrun --nproc_per_node=N -m captum_3dcam "
+                    "same --out skips the videos already done; every file already there is re-checked against this run (its "
+                    "frames, classes, fields, settings, maps) and redone, with a line saying why, when it does not "
+                    "match. Under `torchrun --nproc_per_node=N -m captum_3dcam "
                     "explain-dataset ...` each rank explains its share of the videos; rank 0 writes the summary.")
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--root", help="dataset folder (jhmdb, ucf101-24; folder: ROOT/test/<class>/<video> or "
@@ -38,8 +40,8 @@ def add_parser(subparsers):
                    help="bfloat16: the passes under torch.autocast (default: %(default)s)")
     p.add_argument("--workers", type=non_negative_int,
                    help="DataLoader workers reading annotations ahead per rank (default: 2; synthetic: 0)")
-    p.add_argument("--seed", type=int, default=0, help="synthetic data seed (default 0)")
-    p.add_argument("--out", required=True, help="output folder (a run already there is resumed)")
+    p.add_argument("--seed", type=seed, default=0, help="synthetic data seed (default 0)")
+    p.add_argument("--out", required=True, help="output folder (a run already there is resumed; a corrupt OUT/run.json stops the run)")
     return p
 
 

@@ -1,9 +1,10 @@
 """``captum-3dcam train``: an action recognizer (optionally gated) on a dataset, resumable, under
 torchrun too (:func:`captum_3dcam.recognition.run_train`)."""
 import argparse
+import math
 
 from ..recognition import DATASETS
-from ._common import add_command, non_negative_int, positive_int
+from ._common import add_command, non_negative_int, positive_int, seed
 
 NAME = "train"
 MODELS = ("small", "i3d-kinetics400", "resnext101")
@@ -13,9 +14,9 @@ def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}")
     return value
 
 
@@ -23,9 +24,9 @@ def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
     return value
 
 
@@ -68,7 +69,8 @@ def add_parser(subparsers):
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                    help="bfloat16: forward passes under torch.autocast (for GPUs) (default: %(default)s)")
     p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader workers per rank (default: 0)")
-    p.add_argument("--seed", type=int, default=0, help="initialization, batch order and synthetic data (default 0)")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="initialization, batch order and synthetic data, 0 .. 2**32-1 (default 0)")
     p.add_argument("--clip-len", type=positive_int, help="frames per clip (default: the model's; I3D 64)")
     p.add_argument("--train-videos", type=positive_int,
                    help="synthetic: videos generated (default 1000); real data: only the first N of the split")

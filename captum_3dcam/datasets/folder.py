@@ -15,8 +15,9 @@ Lives here: :class:`VideoFolder` and :func:`folder_classes`. Does not live here:
 (:class:`~.act_detector.VideoClipDataset`), decoding (:mod:`captum_3dcam.video`).
 """
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Iterable, List, Optional, Sequence, Union
 
+from .._utils import as_path
 from ..video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, count_frames
 from .act_detector import VideoAnnotation, VideoClipDataset
 
@@ -31,7 +32,7 @@ def _visible(path: Path) -> bool:
 
 def folder_classes(root: PathLike) -> List[str]:
     """The sorted subfolder names of ``root`` (the classes of a :class:`VideoFolder`)."""
-    root = Path(root)
+    root = as_path(root, "root", kind="dir")
     if not root.is_dir():
         raise FileNotFoundError(f"root: no folder at {root}")
     return sorted(p.name for p in root.iterdir() if p.is_dir() and _visible(p))
@@ -71,9 +72,14 @@ class VideoFolder(VideoClipDataset):
     """
 
     def __init__(self, root: PathLike, classes: Optional[Sequence[str]] = None, **kwargs) -> None:
-        root = Path(root)
+        root = as_path(root, "root", kind="dir")
         found = folder_classes(root)
+        if classes is not None and (isinstance(classes, (str, bytes)) or not isinstance(classes, Iterable)):
+            raise TypeError(f"classes: expected a list of class names, got {type(classes).__name__} {classes!r:.60}")
         classes = list(found if classes is None else classes)
+        bad = [c for c in classes if not isinstance(c, str) or not c]
+        if bad or len(set(classes)) != len(classes):
+            raise ValueError(f"classes: expected distinct non-empty class names (str), got {classes!r:.200}")
         unknown = sorted(set(found) - set(classes))
         if unknown:
             raise ValueError(f"root: {root} has class folders {unknown} that are not in classes {classes}")

@@ -21,7 +21,7 @@ import torch
 
 from .._utils import as_path, check_output_dir, resolve_device
 from ..errors import Captum3DCamError
-from ..models.registry import ModelSpec, resolve_model_layers
+from ..models.registry import ModelSpec, check_layer_names, resolve_model_layers
 from ..presets import get_preset
 from .dataset_run import dataset_model_spec, dataset_videos, explain_clip, load_dataset_model, run_explain_dataset
 from .engine import IOU_THRESHOLDS, config_key, evaluate_methods
@@ -68,6 +68,8 @@ def dataset_items(dataset: str, root: Optional[PathLike] = None, max_videos: Opt
         data = datasets.UCF101_24(root, annotations, split=split, clip_len=clip_len)
     else:
         data = datasets.JHMDB(root, split=split, clip_len=clip_len, gt=annotations)
+    if len(data) == 0:
+        raise Captum3DCamError(f"--root: no {dataset} videos of the {split} split under {root}")
     count = len(data) if max_videos is None else min(int(max_videos), len(data))
 
     def items():
@@ -136,9 +138,11 @@ def run_evaluate(
     spec = dataset_model_spec(dataset, model, checkpoint)
     if out is not None:
         out = check_output_dir(out, "--out")  # before the model passes, not after
+    torch_device = resolve_device(device)  # the cheap checks before the weights load
+    check_layer_names(spec, layers)
     items = dataset_items(dataset, root, max_videos, seed, spec, split=split, annotations=annotations)
     _, net = load_dataset_model(dataset, spec.name, checkpoint, seed=seed, progress=progress)
-    net = net.to(resolve_device(device)).eval()
+    net = net.to(torch_device).eval()
     layer_names, layer_modules = resolve_model_layers(net, layers, spec.name)
     if methods is None:
         methods = ["gradcam_last", *[f"3dcam_layer:{n}" for n in layer_names], "3dcam_sum", "3dcam_mean",

@@ -13,7 +13,8 @@ it; ``OUT/videos/<video_id>.json`` is written atomically (``--save-maps``: ``OUT
 float16, appended as the frames finish). Under torchrun every rank takes
 ``ctx.shard(videos)``; after a barrier rank 0 reads every video file and writes ``summary.json`` and
 ``localization.md`` (pointing game, IoU accuracy at 0/0.5/0.6, mean IoU, by
-:class:`~captum_3dcam.metrics.LocalizationMeter`). A rerun skips videos whose file is complete.
+:class:`~captum_3dcam.metrics.LocalizationMeter`). A rerun skips the videos whose files are what
+this run would write (:mod:`.resume`: nothing in ``OUT`` is trusted that this run did not write).
 
 Lives here: :func:`run_explain_dataset`, :func:`explain_clip` (one preprocessed video),
 :func:`dataset_videos` (a dataset by name as whole videos), :func:`dataset_model_spec` and
@@ -35,13 +36,13 @@ from .. import ddp
 from .._utils import as_path, check_output_dir, log, progress_bar
 from ..distributed import init_distributed
 from ..errors import Captum3DCamError
-from ..localization import attribution_to_boxes
 from ..metrics import DEFAULT_IOU_THRESHOLDS, LocalizationMeter, box_iou, pointing_game
-from ..models.registry import MODELS, ModelSpec, get_model_spec, resolve_model_layers
+from ..models.registry import MODELS, ModelSpec, check_layer_names, get_model_spec, resolve_model_layers
 from ..preprocess import ClipGeometry
 from ..presets import get_preset
 from ..streaming import MapsWriter, explain_stream, frame_chunks
 from ..video import iter_frames
+from .resume import FIXED, expected_windows, fixed_settings, num_outputs, prepare_out, read_done, video_ids, videos_to_do
 from .tables import fmt
 
 __all__ = ["DATASETS", "DTYPES", "run_explain_dataset", "explain_clip", "dataset_videos", "load_dataset_model",
@@ -51,9 +52,7 @@ PathLike = Union[str, os.PathLike]
 DATASETS = ("synthetic", "jhmdb", "ucf101-24", "folder")
 DTYPES = ("float32", "bfloat16")
 _SMALL = ("small-synthetic", "small")
-#: Settings a resumed run must share with the files already in ``OUT`` (they change the boxes).
-_FIXED = ("dataset", "root", "annotations", "split", "model", "checkpoint", "preset", "layers", "dtype",
-          "clip_len", "stride", "seed")
+_FIXED = FIXED  # the settings a resumed run must share with OUT (:data:`.resume.FIXED`)
 
 
 def dataset_model_spec(dataset: str, model: Optional[str], checkpoint: Optional[PathLike]) -> ModelSpec:
@@ -114,6 +113,19 @@ class _Videos(Dataset):
             gt, label = self.data.clip_boxes(j).float(), int(self.data.annotations[name].label)
         return {"video": self.ids[i], "source": source, "gt": gt, "label": label}
 
+    def record(self, i: int, gt: bool = True) -> Dict[str, Any]:
+        """What the dataset says of video ``i``: ``{"video", "frames", "label", "gt" (T, 4) or None}``."""
+        if self.synthetic:
+            k = self.data.clips_per_video
+            first = self.indices[i] * k
+            boxes = torch.cat([torch.as_tensor(self.data[first + c][1]) for c in range(k)]).float() if gt else None
+            return {"video": self.ids[i], "frames": k * self.data.config.clip_len, "label": int(self.data.labels[first]),
+                    "gt": boxes}
+        j = self.indices[i]
+        name = self.data.items[j][0]
+        return {"video": self.ids[i], "frames": len(self.data.frame_numbers(j)),
+                "label": int(self.data.annotations[name].label), "gt": self.data.clip_boxes(j).float() if gt else None}
+
     def stream(self, item: Dict[str, Any], clip_len: int, device) -> Callable[[], Iterator]:
         """A source for :func:`~captum_3dcam.streaming.explain_stream`: the item's preprocessed chunks."""
         first, second = item["source"]
@@ -124,7 +136,8 @@ class _Videos(Dataset):
 
 
 def _safe_id(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name).replace("/", "__"))
+    """The file-name id of one video name alone (:func:`.resume.video_ids` also separates colliding names)."""
+    return video_ids([name])[0]
 
 
 def dataset_videos(dataset: str, spec: ModelSpec, *, root: Optional[PathLike] = None,
@@ -160,10 +173,12 @@ def dataset_videos(dataset: str, spec: ModelSpec, *, root: Optional[PathLike] = 
     else:
         folder = Path(root) / "test" if (Path(root) / "test").is_dir() else Path(root)
         data = datasets.VideoFolder(folder, clip_len=None)
-    order = sorted(range(len(data)), key=lambda i: str(data.video_ids[i]))[: limit or None]
+    order = sorted(range(len(data)), key=lambda i: str(data.video_ids[i]))
     if not order:
         raise Captum3DCamError(f"--root: no videos of the {split} split found in {root}")
-    return _Videos(data, spec, [_safe_id(data.video_ids[i]) for i in order], order, False), list(data.classes)
+    ids = video_ids([data.video_ids[i] for i in order])  # of every video: the same whatever --limit
+    order = order[: limit or None]
+    return _Videos(data, spec, ids[: len(order)], order, False), list(data.classes)
 
 
 def explain_clip(net, layers, clip: torch.Tensor, geometry: ClipGeometry, *, preset: Dict[str, Any],
@@ -199,43 +214,17 @@ def _row(values) -> List[Optional[float]]:
     return [None if v != v else round(float(v), 4) for v in values]
 
 
-def _complete(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and isinstance(data.get("boxes"), list) and "score" in data
-
-
 def _identity(item):
     return item
 
 
-def _prepare(out: Path, settings: Dict[str, Any]) -> None:
-    """Rank 0, before the others start: the folders, stale temporaries removed, the settings checked/written."""
-    for sub in ("videos", "maps"):
-        for tmp in (out / sub).glob(".*.tmp") if (out / sub).is_dir() else ():
-            tmp.unlink(missing_ok=True)
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    path = out / "run.json"
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text())
-        except ValueError:
-            saved = None
-        changed = [f"{k} ({saved.get(k)!r} -> {settings[k]!r})" for k in _FIXED
-                   if isinstance(saved, dict) and saved.get(k) != settings[k]]
-        if not isinstance(saved, dict) or changed:
-            raise Captum3DCamError(f"--out: {out} holds a run with other settings: {', '.join(changed) or 'unreadable run.json'}; "
-                                   "give the same settings to resume it, or another --out")
-    ddp.write_atomic(path, json.dumps(settings, indent=1))
-
-
-def _summary(out: Path, ids: Sequence[str], settings: Dict[str, Any], seconds: float, world_size: int) -> Dict[str, Any]:
-    """Rank 0: every video file merged into the metrics, ``summary.json`` and ``localization.md``."""
-    meter, per_video, has_gt = LocalizationMeter(DEFAULT_IOU_THRESHOLDS), [], False
-    for vid in ids:
-        data = json.loads((out / "videos" / f"{vid}.json").read_text())
+def _summary(out: Path, records: Sequence[Dict[str, Any]], settings: Dict[str, Any], seconds: float,
+             world_size: int) -> Dict[str, Any]:
+    """Rank 0: every video file (read back and checked: :func:`.resume.read_done`) merged into the metrics,
+    ``summary.json`` and ``localization.md``."""
+    meter, per_video, has_gt, ids = LocalizationMeter(DEFAULT_IOU_THRESHOLDS), [], False, [r["video"] for r in records]
+    for expect in records:
+        data = read_done(out, expect)
         nan = float("nan")
         ious = torch.tensor([nan if v is None else v for v in data["iou"]], dtype=torch.float64)
         hits = torch.tensor([bool(v) for v in data["hit"]])
@@ -300,7 +289,7 @@ def _explain_one(item, videos: _Videos, net, layers, settings, *, batch_size, sa
         "gt_boxes": [_row(r) if ok else None for r, ok in zip(gt.double().tolist(), valid.tolist())],
         "hit": [bool(h) if ok else None for h, ok in zip(hits.tolist(), valid.tolist())],
         "iou": [None if v != v else round(float(v), 6) for v in ious.tolist()],
-        "seconds": round(time.perf_counter() - started, 3),
+        "seconds": round(time.perf_counter() - started, 3), "settings": fixed_settings(settings),
     }
     if writer is not None:
         writer.close()
@@ -353,7 +342,7 @@ def run_explain_dataset(
     try:
         get_preset(preset)
     except ValueError:
-        raise Captum3DCamError(f"--preset: expected localize or paper, got {preset!r}") from None
+        raise Captum3DCamError(f"--preset: expected localize, paper or strict, got {preset!r}") from None
     for name, value in (("--batch-size", batch_size), ("--limit", limit), ("--clip-len", clip_len), ("--stride", stride)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise Captum3DCamError(f"{name}: expected a positive integer, got {value!r}")
@@ -364,6 +353,7 @@ def run_explain_dataset(
     with init_distributed(device) as ctx:
         show = progress and ctx.is_main
         spec = dataset_model_spec(dataset, model, checkpoint)
+        check_layer_names(spec, layers)  # before the weights load
         videos, classes = dataset_videos(dataset, spec, root=root, annotations=annotations, split=split,
                                          limit=limit, seed=seed)
         with ctx.main_first():  # rank 0 may train the cached small model; the others then load it
@@ -376,11 +366,20 @@ def run_explain_dataset(
                     "checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
                     "preset": str(preset).lower(), "layers": layer_names, "dtype": dtype,
                     "clip_len": int(clip_len or spec.clip_len), "stride": stride, "seed": seed}
-        if ctx.is_main:
-            _prepare(out, settings)  # raises before the barrier: torchrun then stops the other ranks
+        if ctx.is_main:  # raises before the barrier: torchrun then stops the other ranks
+            prepare_out(out, settings, videos.ids)
         ctx.barrier()
+        names = getattr(net, "labels", None) or classes
+        run_record = {"names": list(names), "num_classes": num_outputs(net), "settings": fixed_settings(settings)}
+
+        def expect(i: int, gt: bool = True) -> Dict[str, Any]:
+            record = videos.record(i, gt)
+            label = record["label"]
+            return {**run_record, **record, "label_name": classes[label] if 0 <= label < len(classes) else None,
+                    "windows": expected_windows(record["frames"], settings["clip_len"], settings["stride"])}
+
         mine = ctx.shard(range(len(videos)))
-        todo = [i for i in mine if not _complete(out / "videos" / f"{videos.ids[i]}.json")]
+        todo = videos_to_do(out, mine, expect, save_maps=save_maps)  # every file re-checked against this run
         log(f"explaining {len(videos)} videos of {dataset} with {spec.name} ({len(layer_names)} layers, preset "
             f"{preset}, {dtype}) on {ctx.world_size} rank(s); this rank: {len(todo)} to do, "
             f"{len(mine) - len(todo)} already done", show)
@@ -392,5 +391,6 @@ def run_explain_dataset(
         ctx.barrier()
         if not ctx.is_main:
             return {"rank": ctx.rank}
-        summary = _summary(out, videos.ids, settings, time.perf_counter() - started, ctx.world_size)
+        records = [expect(i, gt=False) for i in range(len(videos))]
+        summary = _summary(out, records, settings, time.perf_counter() - started, ctx.world_size)
         return {**summary, "rank": 0}

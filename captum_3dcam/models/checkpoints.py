@@ -72,12 +72,19 @@ def find_i3d_checkpoint() -> Path:
 
 
 def _flatten(tree, prefix: str = "") -> Dict[str, object]:
-    flat = {}
-    if isinstance(tree, Mapping):
-        for key, value in tree.items():
-            flat.update(_flatten(value, f"{prefix}/{key}" if prefix else str(key)))
-    else:
-        flat[prefix] = tree
+    """``{"a/b/c": leaf}`` of nested dicts, without recursion; a dict met twice (shared or a cycle:
+    a file of a few bytes can hold 2**40 paths) is refused, a Flax tree never has one."""
+    flat, seen, stack = {}, set(), [(tree, prefix)]
+    while stack:
+        node, path = stack.pop()
+        if not isinstance(node, Mapping):
+            flat[path] = node
+            continue
+        if id(node) in seen:
+            raise CheckpointError(f"I3D checkpoint: {path or 'the tree'} is a dict met twice (shared or cyclic); "
+                                  "a Flax checkpoint is a tree")
+        seen.add(id(node))
+        stack.extend((value, f"{path}/{key}" if path else str(key)) for key, value in reversed(list(node.items())))
     return flat
 
 

@@ -33,6 +33,7 @@ from torch import nn
 from .._utils import as_path
 from .checkpoints import (
     I3D_INSTALL_HINT,
+    CheckpointError,
     find_i3d_checkpoint,
     i3d_state_dict_from_flax,
     load_numpy_pickle,
@@ -315,7 +316,10 @@ def i3d_kinetics400(checkpoint: Optional[Union[str, Path]] = None) -> InceptionI
     path = as_path(checkpoint, "checkpoint", kind="file") if checkpoint is not None else find_i3d_checkpoint()
     if not path.is_file():
         raise FileNotFoundError(f"I3D checkpoint not found at {path}. {I3D_INSTALL_HINT}")
-    state = i3d_state_dict_from_flax(load_numpy_pickle(path))
+    try:
+        state = i3d_state_dict_from_flax(load_numpy_pickle(path))
+    except CheckpointError as exc:  # name the file (the pickle's own refusals already do)
+        raise CheckpointError(str(exc).replace("I3D checkpoint:", f"I3D checkpoint {path}:", 1)) from None
     model = InceptionI3d(num_classes=400, labels=KINETICS400_LABELS)
     load_state_dict_exact(model, state, source=f"I3D checkpoint {path}")
     return model.eval()

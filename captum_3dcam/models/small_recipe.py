@@ -12,26 +12,36 @@ videos it tends to memorise appearance instead of learning motion). The paper's 
 0.001) is sized for hundreds of epochs of fine-tuning a pre-trained network, not for a two-minute
 run from scratch. The cache is ``$CAPTUM_3DCAM_CACHE``, else ``$XDG_CACHE_HOME/captum_3dcam``, else
 ``~/.cache/captum_3dcam``.
+
+A model file (the cache, or a ``path`` given) only ever holds a finished model: the epochs of a run
+go to ``FILE.partial`` (resumed after a kill), and ``FILE`` is written atomically once the last
+epoch is done, marked ``extra["complete"] = True``. A file without that mark, or with fewer epochs
+than its recipe (interrupted, or written by an older version), or one that cannot be read, is
+trained again (with a message) by :func:`load_or_train_small_model` and refused by
+:func:`load_small_checkpoint`; its sizes (``model_kwargs``) are bounded and checked against its
+weights before a model is built.
 """
 import hashlib
 import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import torch
 
 from ..datasets.synthetic import GENERATOR_VERSION, SyntheticActions
-from .._safe_load import load_state_dict_exact
-from .._utils import as_path
+from .._safe_load import CheckpointError, check_state_dict, load_state_dict_exact
+from .._untrusted import short_repr
+from .._utils import as_path, log
 from ..errors import Captum3DCamError
-from ..training import TrainConfig, load_checkpoint, train
+from ..training import TrainConfig, check_seed, load_checkpoint, train
 from .small import Small3DCNN
+from .trained import MAX_CLASSES, MAX_WIDTH
 
 __all__ = [
     "SMALL_MODEL_RECIPE", "QUICK_RECIPE", "train_small_model", "load_or_train_small_model",
-    "default_small_checkpoint", "load_small_checkpoint",
+    "default_small_checkpoint", "load_small_checkpoint", "is_unfinished_small_checkpoint",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -64,15 +74,46 @@ def _plain(d: Dict[str, Any]) -> Dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
+def _partial(path: Path) -> Path:
+    """Where the epochs of an unfinished run of ``path`` are kept (resumable), never read as a model."""
+    return path.with_name(path.name + ".partial")
+
+
+def _is_complete(state: Dict[str, Any]) -> bool:
+    """Whether a checkpoint of :func:`train_small_model` holds a finished run: marked complete by
+    :func:`_finish`, with every epoch of its recipe done."""
+    extra = state.get("extra") or {}
+    recipe = extra.get("recipe")
+    epochs = recipe.get("epochs") if isinstance(recipe, Mapping) else None
+    return extra.get("complete") is True and isinstance(epochs, int) and state["epoch"] >= epochs
+
+
+def is_unfinished_small_checkpoint(path: PathLike) -> bool:
+    """Whether ``path`` holds an unfinished run of :func:`train_small_model` (interrupted, or written
+    before finished runs were marked): such a file is trained to the end, never used as a model.
+    ``False`` for a missing or unreadable file, or one of another origin."""
+    path = Path(path)
+    try:
+        state = load_checkpoint(path) if path.is_file() else None
+    except (ValueError, OSError):
+        return False
+    return state is not None and "recipe" in (state.get("extra") or {}) and not _is_complete(state)
+
+
 def _matching_checkpoint(path: Path, recipe: Dict[str, Any], seed: int) -> Optional[Dict[str, Any]]:
     """The checkpoint at ``path`` if it was trained with ``recipe`` and ``seed``, else ``None``.
 
-    A checkpoint of another recipe, seed or data generator is deleted with a warning, so that
-    it is trained again rather than resumed.
+    A checkpoint of another recipe, seed or data generator, or one that cannot be read, is deleted
+    with a warning, so that it is trained again rather than resumed.
     """
     if not path.is_file():
         return None
-    state = load_checkpoint(path)
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError as exc:
+        warnings.warn(f"{path} cannot be used ({exc}); retraining")
+        path.unlink()
+        return None
     extra = state.get("extra") or {}
     if extra.get("model") != "Small3DCNN":
         raise ValueError(f"path: {path} is not a Small3DCNN checkpoint of train_small_model")
@@ -82,6 +123,43 @@ def _matching_checkpoint(path: Path, recipe: Dict[str, Any], seed: int) -> Optio
     warnings.warn(f"{path} was trained with another recipe, seed or generator; retraining")
     path.unlink()
     return None
+
+
+def _finish(path: Path) -> None:
+    """Write the finished run to ``path`` atomically, marked complete, and drop its partial file."""
+    partial = _partial(path)
+    state = load_checkpoint(partial if partial.is_file() else path)
+    state["extra"] = {**state["extra"], "complete": True}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    if partial.is_file():
+        partial.unlink()
+
+
+def _small_from(state: Dict[str, Any], source: str) -> Small3DCNN:
+    """The :class:`Small3DCNN` of a checkpoint: its ``model_kwargs`` bounded and its weights checked
+    against them on the meta device BEFORE the model is built (sizes come from the file)."""
+    kwargs = (state.get("extra") or {}).get("model_kwargs", {})
+    if not isinstance(kwargs, Mapping) or not set(kwargs) <= {"num_classes", "widths"}:
+        raise Captum3DCamError(f"{source}: field 'extra.model_kwargs': expected a dict with num_classes and "
+                               f"widths, got {short_repr(kwargs)}")
+    kwargs = dict(kwargs)
+    sizes = [("num_classes", kwargs.get("num_classes", 1), MAX_CLASSES)]
+    widths = kwargs.get("widths", [1] * 4)
+    if not isinstance(widths, (list, tuple)) or len(widths) != 4:
+        raise Captum3DCamError(f"{source}: field 'extra.model_kwargs.widths': expected 4 channel counts, got "
+                               f"{short_repr(widths)}")
+    sizes += [(f"widths[{i}]", w, MAX_WIDTH) for i, w in enumerate(widths)]
+    for name, value, high in sizes:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+            raise Captum3DCamError(f"{source}: field 'extra.model_kwargs.{name}': expected an int in [1, {high}], "
+                                   f"got {short_repr(value)}")
+    with torch.device("meta"):
+        check_state_dict(Small3DCNN(**kwargs), state["model"], source=source)
+    model = Small3DCNN(**kwargs)
+    load_state_dict_exact(model, state["model"], source=source)
+    return model
 
 
 def _small_model_datasets(recipe: Dict[str, Any], seed: int):
@@ -105,8 +183,8 @@ def train_small_model(
     """Fit :class:`Small3DCNN` on :class:`SyntheticActions` with :data:`SMALL_MODEL_RECIPE`.
 
     Args:
-        path: checkpoint file (written every epoch, resumed from when it exists); ``None``
-            keeps nothing on disk.
+        path: the model file, written atomically once training has finished; the epochs go to
+            ``path.partial`` (resumed from when it exists); ``None`` keeps nothing on disk.
         seed: seeds the datasets, the initialization and the run.
         progress: tqdm progress bars.
         device: training device.
@@ -120,6 +198,7 @@ def train_small_model(
     if unknown:
         raise TypeError(f"unexpected recipe keys {sorted(unknown)}; known: {sorted(SMALL_MODEL_RECIPE)}")
     path = None if path is None else as_path(path, "path", kind="file")  # before the minutes of training
+    check_seed(seed)
     recipe = {**SMALL_MODEL_RECIPE, **recipe_overrides}
     train_set, test_set = _small_model_datasets(recipe, seed)
     torch.manual_seed(seed)
@@ -132,11 +211,16 @@ def train_small_model(
                       seed=seed, progress=progress)
     extra = {"model": "Small3DCNN", "model_kwargs": _plain(model_kwargs),
              "classes": list(train_set.classes), "recipe": _plain(recipe), "seed": seed,
-             "generator_version": GENERATOR_VERSION}
+             "generator_version": GENERATOR_VERSION, "complete": False}
+    resume = False
+    if path is not None:  # drops checkpoints of another recipe; resumes the unfinished run, else the file
+        _matching_checkpoint(path, recipe, seed)
+        _matching_checkpoint(_partial(path), recipe, seed)
+        resume = next((f for f in (_partial(path), path) if f.is_file()), False)
+    history = train(model, train_set, test_set, cfg, checkpoint=None if path is None else _partial(path),
+                    resume=resume, extra=extra)
     if path is not None:
-        _matching_checkpoint(path, recipe, seed)  # drops a checkpoint of another recipe
-    history = train(model, train_set, test_set, cfg, checkpoint=path,
-                    resume=path is not None, extra=extra)
+        _finish(path)
     return model.eval(), history
 
 
@@ -151,16 +235,21 @@ def load_or_train_small_model(
     """The trained default model: loaded from ``path`` when it holds a finished run, else trained.
 
     ``path=None`` is the cache that ``captum-3dcam demo`` uses (:func:`default_small_checkpoint`).
-    A checkpoint with fewer epochs than the recipe is resumed; a finished one is only loaded.
+    A finished run (marked complete, every epoch of the recipe done) is only loaded; an unfinished
+    one is trained to the end (a message says so), never used as it is.
     Returns :class:`Small3DCNN` in ``eval()`` mode on ``device``.
     """
+    check_seed(seed)
     path = as_path(path, "path", kind="file") if path is not None else default_small_checkpoint(seed, **recipe_overrides)
     recipe = {**SMALL_MODEL_RECIPE, **recipe_overrides}
     state = _matching_checkpoint(path, recipe, seed)
-    if state is not None and state["epoch"] >= recipe["epochs"]:
-        model = Small3DCNN(**state["extra"]["model_kwargs"])
-        load_state_dict_exact(model, state["model"], source=f"checkpoint {path}")
-        return model.to(device).eval()
+    if state is not None and _is_complete(state):
+        return _small_from(state, f"checkpoint {path}").to(device).eval()
+    if state is not None:
+        message = (f"{path} holds an unfinished training run (epoch {state['epoch']} of {recipe['epochs']}: interrupted, "
+                   "or written before finished runs were marked); retraining it to the end instead of using it")
+        log(message, progress)
+        warnings.warn(message)
     model, _ = train_small_model(path, seed=seed, progress=progress, device=device,
                                  **recipe_overrides)
     return model
@@ -195,7 +284,11 @@ def load_small_checkpoint(checkpoint: Optional[PathLike] = None) -> Small3DCNN:
     extra = state.get("extra") or {}
     if extra.get("model") != "Small3DCNN":
         raise Captum3DCamError(f"--checkpoint: {path} is not a Small3DCNN checkpoint written by captum_3dcam.training")
-    model = Small3DCNN(**extra.get("model_kwargs", {}))
-    load_state_dict_exact(model, state["model"], source=f"--checkpoint {path}")
+    if (checkpoint is None or "recipe" in extra) and not _is_complete(state):
+        raise Captum3DCamError(
+            f"--checkpoint: {path} holds an unfinished training of the small model (epoch {state['epoch']}: "
+            "interrupted, or written before finished runs were marked), not a model to use; run `captum-3dcam demo`"
+            + (" to finish it" if checkpoint is None else f" --checkpoint {path} to finish it, or pass another --checkpoint"))
+    model = _small_from(state, f"--checkpoint {path}")
     model.labels = tuple(extra.get("classes") or [f"class {i}" for i in range(model.num_classes)])
     return model.eval()

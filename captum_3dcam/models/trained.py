@@ -18,24 +18,31 @@ with ``labels`` (a :class:`HeadOnly` unwrapped: it only differs in training).
 
 Lives here: :data:`ARCHITECTURES` (per ``--model`` name: the backbone, its classifier head, its
 gate presets), :func:`replace_head`, :func:`gate_layer_names`,
-:func:`build_classifier`, :class:`HeadOnly`, :func:`description_of` and :func:`load_trained`.
+:func:`build_classifier`, :class:`HeadOnly`, :func:`description_of` (every field's type and range
+checked: ``num_classes`` <= :data:`MAX_CLASSES`, widths <= :data:`MAX_WIDTH`, ...),
+:func:`check_weights_fit` (the weights against the description, on the meta device, before
+anything is allocated) and :func:`load_trained`.
 Does not live here: the training run and the pretrained backbone it starts from
 (:mod:`captum_3dcam.recognition`), the loop
 (:mod:`captum_3dcam.training`), the models known by name (:mod:`.registry`, which calls this).
 """
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
+from .._safe_load import CheckpointError, check_state_dict
+from .._untrusted import short_repr
 from ..errors import Captum3DCamError
 from ..gates import PAPER_GATE_LAYERS
 from ..gating import LayerwiseGatedClassifier
 
 __all__ = [
     "FORMAT", "Architecture", "ARCHITECTURES", "get_architecture", "replace_head",
-    "gate_layer_names", "build_classifier", "HeadOnly", "description_of", "load_trained",
+    "gate_layer_names", "build_classifier", "HeadOnly", "description_of", "check_weights_fit", "load_trained",
+    "MAX_CLASSES", "MAX_WIDTH",
 ]
 
 #: ``extra["description"]["format"]`` of a ``captum-3dcam train`` checkpoint.
@@ -214,8 +221,87 @@ def build_classifier(description: Mapping[str, Any], backbone: Optional[nn.Modul
     return model
 
 
+#: Bounds on the sizes a description may ask for (they are read from a file: checked before anything is built).
+MAX_CLASSES, MAX_WIDTH, MAX_GATES, MAX_TEMPORAL_FACTOR = 100_000, 65_536, 64, 64
+#: ``input_shape`` ``[C, T, H, W]``: each at most this, and at most MAX_INPUT elements in all.
+MAX_INPUT_SIDE, MAX_INPUT = 4096, 2**27
+
+
+def _int_in(value: Any, field: str, low: int, high: int, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise Captum3DCamError(f"{source}: field {field!r} of the description: expected an int in [{low}, {high}], "
+                               f"got {short_repr(value)} (a damaged or foreign checkpoint; nothing was built)")
+    return value
+
+
+def _check_fields(description: Mapping[str, Any], source: str) -> Dict[str, Any]:
+    """The description with every field's type and range checked (before any of it is built)."""
+    def wrong(field, expected):
+        return Captum3DCamError(f"{source}: field {field!r} of the description: expected {expected}, got "
+                                f"{short_repr(description.get(field))} (a damaged or foreign checkpoint; nothing was built)")
+
+    out = dict(description)
+    if not isinstance(out["model"], str) or out["model"] not in ARCHITECTURES:
+        raise wrong("model", f"one of {', '.join(ARCHITECTURES)}")
+    k = _int_in(out["num_classes"], "num_classes", 1, MAX_CLASSES, source)
+    labels = out["labels"]
+    if not isinstance(labels, (list, tuple)) or len(labels) != k or not all(isinstance(x, str) for x in labels):
+        raise wrong("labels", f"a list of {k} class names (num_classes)")
+    gates = out["gates"]
+    if not isinstance(gates, (list, tuple)) or len(gates) > MAX_GATES or not all(
+            isinstance(g, str) and 0 < len(g) <= 200 for g in gates):
+        raise wrong("gates", f"a list of at most {MAX_GATES} layer names")
+    _int_in(out.get("temporal_factor", 2), "temporal_factor", 1, MAX_TEMPORAL_FACTOR, source)
+    for flag in ("freeze_backbone", "train_head"):
+        if not isinstance(out.get(flag, False), bool):
+            raise wrong(flag, "true or false")
+    shape = out["input_shape"]
+    if not isinstance(shape, (list, tuple)) or len(shape) != 4:
+        raise wrong("input_shape", "[C, T, H, W]")
+    for i, n in enumerate(shape):
+        _int_in(n, f"input_shape[{i}]", 1, MAX_INPUT_SIDE, source)
+    if math.prod(shape) > MAX_INPUT:
+        raise wrong("input_shape", f"at most {MAX_INPUT:,} values in all")
+    kwargs = out.get("model_kwargs") or {}
+    allowed = {"small": {"widths"}, "resnext101": {"depth"}}.get(out["model"], set())
+    if not isinstance(kwargs, Mapping) or not set(kwargs) <= allowed:
+        raise wrong("model_kwargs", f"a dict with at most {sorted(allowed)}")
+    if "widths" in kwargs:
+        widths = kwargs["widths"]
+        if not isinstance(widths, (list, tuple)) or len(widths) != 4:
+            raise wrong("model_kwargs", "widths: 4 channel counts")
+        for i, w in enumerate(widths):
+            _int_in(w, f"model_kwargs.widths[{i}]", 1, MAX_WIDTH, source)
+    if "depth" in kwargs:
+        from .resnext import RESNEXT_DEPTHS
+
+        if isinstance(kwargs["depth"], bool) or kwargs["depth"] not in RESNEXT_DEPTHS:
+            raise wrong("model_kwargs", f"depth: one of {sorted(RESNEXT_DEPTHS)}")
+    return out
+
+
+def check_weights_fit(description: Mapping[str, Any], weights: Mapping[str, Any], source: str) -> None:
+    """Build the described module on the meta device (no memory) and check ``weights`` against its
+    keys and shapes, BEFORE the real module is built: sizes come from the file, the tensors are real.
+
+    Raises:
+        Captum3DCamError: the weights do not match the description (missing, unexpected, other shapes).
+    """
+    with torch.device("meta"):
+        skeleton = build_classifier(description, lazy=True)
+    try:
+        check_state_dict(skeleton, weights, source=source)
+    except CheckpointError as exc:
+        raise Captum3DCamError(f"{exc}; its weights do not match its description") from None
+
+
 def description_of(state: Any, source: str = "checkpoint") -> Optional[Dict[str, Any]]:
-    """The description in a checkpoint dict read with ``torch.load``; ``None`` if it has none."""
+    """The description in a checkpoint dict read with ``torch.load``, every field checked; ``None`` if it has none.
+
+    Raises:
+        Captum3DCamError: a description with a missing field, or a field of the wrong type or range
+            (``num_classes`` over :data:`MAX_CLASSES`, widths over :data:`MAX_WIDTH`, ...), named.
+    """
     if not isinstance(state, Mapping) or not isinstance(state.get("extra"), Mapping):
         return None
     description = state["extra"].get("description")
@@ -224,7 +310,7 @@ def description_of(state: Any, source: str = "checkpoint") -> Optional[Dict[str,
     missing = [k for k in ("model", "num_classes", "labels", "gates", "input_shape") if k not in description]
     if missing or "model" not in state:
         raise Captum3DCamError(f"{source}: a captum-3dcam train checkpoint without {missing or ['model']}")
-    return dict(description)
+    return _check_fields(description, source)
 
 
 def load_trained(state: Mapping[str, Any], *, model: Optional[str] = None, source: str = "checkpoint") -> nn.Module:
@@ -250,6 +336,7 @@ def load_trained(state: Mapping[str, Any], *, model: Optional[str] = None, sourc
                                f"use --model {trained.name}, got --model {model}")
     if description["gates"]:  # the same module, its backbone's requires_grad flags left alone
         description["freeze_backbone"] = False
+    check_weights_fit(description, state["model"], source)  # before anything of the file's sizes is allocated
     net = build_classifier(description, lazy=True)
     try:
         net.load_state_dict(state["model"])
