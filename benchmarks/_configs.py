@@ -5,7 +5,7 @@ from typing import List, Sequence
 
 import torch
 
-from captum_3dcam.layer_rules import aggregate, gate_fusion, layer_map
+from captum_3dcam.attr.rules import aggregate, gate_fusion, layer_map
 
 RULES = ("3dcam", "gradcam", "gradcam++", "xgradcam", "layercam")
 NORMS = ("max", "minmax", False)

@@ -12,7 +12,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from captum_3dcam.confidence import random_attribution
+from captum_3dcam.metrics.confidence import random_attribution
 
 __all__ = ["CLIPS", "METHODS", "load_clip", "unavailable_reason", "compute_map"]
 
@@ -48,7 +48,8 @@ METHODS: Dict[str, Tuple[str, str, object]] = {
 
 def load_clip(data_dir: Path, name: str, num_frames: int) -> Tuple[Tensor, Dict]:
     """``(clip (1, 3, T, 224, 224), info)``: the centre window, or for basketball the window centred on its GT tube."""
-    from captum_3dcam.video import preprocess_i3d, read_video
+    from captum_3dcam.video.preprocess import preprocess_i3d
+    from captum_3dcam.video.io import read_video
 
     rel, window = CLIPS[name]
     frames = read_video(data_dir / rel)
@@ -106,7 +107,7 @@ def unavailable_reason(model: nn.Module, layers: Sequence[nn.Module], method: st
 
 def compute_map(model, layers, method: str, x: Tensor, target: int, seed: int) -> Tensor:
     """The method's map ``(1, 1, T, H, W)`` of the target class, at the clip's resolution."""
-    from captum_3dcam.upsample import upsample_to
+    from captum_3dcam.attr.upsample import upsample_to
 
     _, kind, spec = METHODS[method]
     size = tuple(x.shape[2:])

@@ -113,7 +113,7 @@ def render(report, args, command, total, cache, methods, skipped, chosen, reason
             f"{c} (frames {i['start']}..{i['start'] + i['frames'] - 1} of {i['video_frames']}: *{i['predicted']}* {i['probability']})"
             for c, i in report["clips"].items()) + ".",
         "",
-        f"Curves (`captum_3dcam.faithfulness.deletion_insertion_curves`): the map is averaged over cubes of TxHxW voxels, "
+        f"Curves (`captum_3dcam.metrics.faithfulness.deletion_insertion_curves`): the map is averaged over cubes of TxHxW voxels, "
         f"the cubes are removed (deletion) or revealed (insertion) highest first in {args.steps} equal steps, and the softmax "
         "probability of the target is recorded; AUC by the trapezoid rule over the fraction of cubes, divided by the "
         "probability on the whole clip (relative AUC). Replacement: `zero`; `mean` (the clip's per-channel mean); `blur` "

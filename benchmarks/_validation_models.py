@@ -46,13 +46,14 @@ class SmallResNet3D(nn.Module):
 def load_model(arch: str, seed: int, checkpoint_dir: Path):
     """``(model, layers)`` of a validation architecture, trained once per seed and cached."""
     from captum_3dcam.models import default_layers
-    from captum_3dcam.models.small_recipe import load_or_train_small_model
+    from captum_3dcam.training.small_recipe import load_or_train_small_model
 
     if arch == "small":
         model = load_or_train_small_model(checkpoint_dir / f"small3dcnn_seed{seed}.pt", seed=seed, progress=False)
         return model.eval(), default_layers(model)
     from captum_3dcam.datasets import SyntheticActions
-    from captum_3dcam.training import TrainConfig, load_checkpoint, train
+    from captum_3dcam.training.loop import TrainConfig, train
+    from captum_3dcam.models.train_checkpoint import load_checkpoint
 
     path = checkpoint_dir / f"smallresnet3d_seed{seed}.pt"
     torch.manual_seed(seed)

@@ -14,7 +14,7 @@ Every run is a subprocess as a user would start it (``OMP_NUM_THREADS=1``, gloo)
    folder searched for temporary files.
 3. one subprocess per length: the real clip ``../shared/data/ucf101_24/v_Basketball_g01_c01.avi``
    looped to 64, 256, 1,024 frames and streamed through
-   :func:`captum_3dcam.streaming.explain_stream` (what explain-dataset runs per video: decoded and
+   :func:`captum_3dcam.video.streaming.explain_stream` (what explain-dataset runs per video: decoded and
    preprocessed a window buffer at a time, two passes) with the small model; peak RSS
    (``ru_maxrss``) after loading the model and after explaining; the most frames a window buffer
    held; seconds of the two passes.
@@ -53,9 +53,9 @@ _MEMORY_CHILD = r"""
 import json, resource, sys, time
 import torch
 from captum_3dcam.models.registry import get_model_spec, resolve_model_layers
-from captum_3dcam.presets import get_preset
-from captum_3dcam.streaming import explain_stream, frame_chunks
-from captum_3dcam.video import iter_frames
+from captum_3dcam.attr.presets import get_preset
+from captum_3dcam.video.streaming import explain_stream, frame_chunks
+from captum_3dcam.video.io import iter_frames
 ckpt, path, length = sys.argv[1], sys.argv[2], int(sys.argv[3])
 spec = get_model_spec("small-synthetic")
 net = spec.load(ckpt).eval()
@@ -171,7 +171,7 @@ def _bf16(tmp: Path, ckpt: Path, limit: int) -> dict:
         out = tmp / f"dtype-{dtype}"
         seconds = _run(_explain(1, out, ckpt, limit, ["--save-maps", "--dtype", dtype]))
         runs[dtype] = (out, seconds)
-    from captum_3dcam.metrics import box_iou
+    from captum_3dcam.metrics.localization import box_iou
 
     a, b = _videos(runs["float32"][0]), _videos(runs["bfloat16"][0])
     map_diff, px, ious, nulls, same_class = 0.0, [], [], 0, 0
@@ -248,7 +248,7 @@ def main() -> None:
         f"files: {kill['unparseable_after']}.", "",
         f"3. Memory and time against length: `{CLIP.name}` ({memory[0]['frame_size'][0]} x "
         f"{memory[0]['frame_size'][1]}, 141 frames) looped, one subprocess per length, streamed through "
-        "`captum_3dcam.streaming.explain_stream(..., batch_size=4)` as explain-dataset runs it (frames decoded "
+        "`captum_3dcam.video.streaming.explain_stream(..., batch_size=4)` as explain-dataset runs it (frames decoded "
         "and preprocessed a window buffer at a time; a forward-only pass for the class, then the explaining "
         "pass) with the small model (I3D was not attempted in the time this run had). Peak RSS (ru_maxrss) "
         "after loading the model and after explaining; the most preprocessed frames a window buffer held:", "",

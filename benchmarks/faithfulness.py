@@ -7,7 +7,7 @@
         --methods random localize 3dcam pgc_gradcampp --block faithfulness-localize   # a preset, by kwargs
     python benchmarks/faithfulness.py --skip-protocol --protocol road:8x32x32 --preset LOCALIZE --block faithfulness-localize
 
-Two questions, one table each (:mod:`captum_3dcam.faithfulness` does the measuring):
+Two questions, one table each (:mod:`captum_3dcam.metrics.faithfulness` does the measuring):
 
 1. **Which protocol can rank attributions at all?** A deletion / insertion protocol (replacement
    values x cube size) is only usable when a random order comes out *last*: the highest deletion
@@ -23,7 +23,7 @@ Two questions, one table each (:mod:`captum_3dcam.faithfulness` does the measuri
 
 Methods are named; ours are keyword arguments of ``GlobalLocal3DCam.attribute`` over the 9 Mixed
 layers, so a new rule or preset needs no code: ``--method NAME=JSON`` or ``--preset NAME`` (a dict of
-``captum_3dcam.presets`` with ``"attribute"`` and ``"layers"``). Kwargs the installed core does not
+``captum_3dcam.attr.presets`` with ``"attribute"`` and ``"layers"``). Kwargs the installed core does not
 accept are skipped with a note. Peers (pytorch-grad-cam, torch-cam) need torchvision: run the
 script with the Python of the peers' virtual environment (see benchmarks/README.md).
 
@@ -49,8 +49,8 @@ from benchmarks._faithfulness_methods import CLIPS, METHODS, compute_map, load_c
 from benchmarks._faithfulness_report import decide, random_is_last, render  # noqa: E402
 from benchmarks._results import write_results_block  # noqa: E402
 
-from captum_3dcam.confidence import confidence_scores  # noqa: E402
-from captum_3dcam.faithfulness import curve_auc, deletion_insertion_curves  # noqa: E402
+from captum_3dcam.metrics.confidence import confidence_scores  # noqa: E402
+from captum_3dcam.metrics.faithfulness import curve_auc, deletion_insertion_curves  # noqa: E402
 
 RESULTS_BLOCK = "faithfulness"
 DEFAULT_PROTOCOLS = ["zero:4x16x16", "road:4x16x16", "blur:4x16x16", "mean:4x16x16", "zero:8x32x32", "road:8x32x32"]
@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", default=None, help="methods of the tables (default: all known)")
     p.add_argument("--method", action="append", default=[], metavar="NAME=JSON",
                    help="add our method with these attribute() kwargs, e.g. 'mine={\"layer_rule\": \"gradcam++\"}'")
-    p.add_argument("--preset", action="append", default=[], help="add captum_3dcam.presets.NAME (its 'attribute' kwargs)")
+    p.add_argument("--preset", action="append", default=[], help="add captum_3dcam.attr.presets.NAME (its 'attribute' kwargs)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", default=str(REPO / "runs" / "faithfulness_cache.json"))
     p.add_argument("--no-cache", action="store_true")
@@ -210,12 +210,12 @@ def _register_extra_methods(args) -> List[str]:
         added.append(name)
     for name in args.preset:
         try:
-            import captum_3dcam.presets as presets  # absent in older checkouts
+            import captum_3dcam.attr.presets as presets  # absent in older checkouts
         except ImportError as exc:
-            raise SystemExit(f"--preset {name}: captum_3dcam.presets is not importable here ({exc})")
+            raise SystemExit(f"--preset {name}: captum_3dcam.attr.presets is not importable here ({exc})")
         preset = getattr(presets, name, None)
         if not isinstance(preset, dict) or not isinstance(preset.get("attribute"), dict):
-            raise SystemExit(f"--preset {name}: expected a dict with an 'attribute' dict in captum_3dcam.presets")
+            raise SystemExit(f"--preset {name}: expected a dict with an 'attribute' dict in captum_3dcam.attr.presets")
         layers = preset.get("layers", "all")
         if layers != "all" and not isinstance(layers, str):
             raise SystemExit(f"--preset {name}: only layers='all' (the 9 Mixed layers) is supported here, got {layers!r}")

@@ -7,7 +7,7 @@
     python benchmarks/gating.py --seeds 5 6 7 8 9 --json b.json --no-write   # more seeds, then
     python benchmarks/gating.py --from-json a.json b.json    # one table from both runs
 
-Does a layer-wise gated classifier (:class:`captum_3dcam.gating.LayerwiseGatedClassifier`) beat
+Does a layer-wise gated classifier (:class:`captum_3dcam.models.gating.LayerwiseGatedClassifier`) beat
 its baseline? For every seed, on the same rendered clips, with the same initial backbone weights
 and the same batch order (``TrainConfig.seed``), it trains:
 
@@ -52,9 +52,9 @@ if str(REPO) not in sys.path:  # running the script from a checkout without inst
     sys.path.insert(0, str(REPO))
 
 from captum_3dcam.datasets.synthetic import SyntheticActions  # noqa: E402
-from captum_3dcam.gating import LayerwiseGatedClassifier  # noqa: E402
+from captum_3dcam.models.gating import LayerwiseGatedClassifier  # noqa: E402
 from captum_3dcam.models.small import Small3DCNN  # noqa: E402
-from captum_3dcam.training import TrainConfig, evaluate, train  # noqa: E402
+from captum_3dcam.training.loop import TrainConfig, evaluate, train  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _gating_report import FINE_TUNED, VARIANTS, render, render_diagnosis, summarize  # noqa: E402  (statistics, tables)

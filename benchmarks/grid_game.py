@@ -7,7 +7,7 @@ Clips: the six real clips of ``../shared/data`` that I3D names on its own (``val
 pool, waxing eyebrows, tai chi; ``kinetics400/``: arm wrestling, abseiling; ``ucf101_24/``: the
 basketball video, whose *boxes* are a test and are never read here), three 16-frame segments of
 each (centred at 1/4, 2/4, 3/4 of the video), preprocessed as I3D's (short side 256, centre crop 224).
-Segments I3D does not name correctly alone are dropped. Grids (:mod:`captum_3dcam.grid_game`):
+Segments I3D does not name correctly alone are dropped. Grids (:mod:`captum_3dcam.metrics.grid_game`):
 ``--grids`` random combinations of 4 segments of 4 distinct classes (seed 0); spatial: 2 x 2 at
 native scale (448 x 448 x 16, I3D averages its logits over space); temporal: one after another
 (224 x 224 x 64). A target is kept while I3D's prediction for the grid ranks it in the top 5.
@@ -16,7 +16,7 @@ Per kept (grid, target) one forward and one backward pass through I3D capture th
 gradient of its nine Mixed layers (what ``GlobalLocal3DCam.attribute`` computes); every candidate
 map configuration below is computed from those same tensors (cached in ``--cache``). Candidates:
 rule x per-layer normalization x layers (all nine, the deep half) x gate (none, or the deepest
-layer's / two deepest layers' GradCAM multiplying the fused map, :func:`captum_3dcam.layer_rules.gate_fusion`),
+layer's / two deepest layers' GradCAM multiplying the fused map, :func:`captum_3dcam.attr.rules.gate_fusion`),
 and single layers with the GradCAM rule (what Captum's ``LayerGradCam`` computes, parity-tested in
 ``tests/test_attribution.py``). Temporal grids are also explained with ``temporal_margin`` (``--margins``:
 the clip's end frames repeated before the pass, the maps cut back). ``pgc-style`` rows are pytorch-grad-cam's multi-layer recipe
@@ -40,8 +40,8 @@ from _results import write_results_block  # noqa: E402
 from _configs import cached_maps, config_label, config_map, map_configs  # noqa: E402
 
 from captum_3dcam._safe_load import torch_load_weights_only  # noqa: E402
-from captum_3dcam.grid_game import GridPointingGame, random_maps, uniform_maps  # noqa: E402
-from captum_3dcam.layer_rules import aggregate  # noqa: E402
+from captum_3dcam.metrics.grid_game import GridPointingGame, random_maps, uniform_maps  # noqa: E402
+from captum_3dcam.attr.rules import aggregate  # noqa: E402
 
 CLIPS = {
     "cleaning pool": "validation/cleaning_pool.mp4",
@@ -67,8 +67,8 @@ def fused_maps(acts, grads, size) -> Dict[str, torch.Tensor]:
 
 
 def load_clips(data_dir: Path):
-    from captum_3dcam.preprocess import preprocess_i3d
-    from captum_3dcam.video import read_video
+    from captum_3dcam.video.preprocess import preprocess_i3d
+    from captum_3dcam.video.io import read_video
 
     labels = [line.strip() for line in open(data_dir / "kinetics400" / "labels.txt")]
     clips, classes, names = [], [], []
@@ -105,7 +105,7 @@ def run_mode(model, layers, clips, classes, mode: str, grids: int, cache: Path, 
              peers: Sequence[str] = ()) -> Tuple[Dict, Dict]:
     """``({candidate: {share, pointing, targets, grids}}, meta)`` of one grid mode (temporal: per margin)."""
     from captum_3dcam import GlobalLocal3DCam
-    from captum_3dcam.padding import crop_time, pad_time
+    from captum_3dcam.attr.padding import crop_time, pad_time
 
     game = GridPointingGame(model, clips, classes, n=2 if mode == "spatial" else 4, mode=mode, progress=True,
                             batch_size=4)

@@ -19,7 +19,7 @@ Data:
   (b) the real UCF101 clip ``../shared/data/ucf101_24/v_Basketball_g01_c01.avi`` with its UCF101-24
       boxes, explained by I3D Kinetics-400 (target: the predicted class; Acc2 counts the frames when
       the prediction is "shooting basketball"); maps are mapped back to the 320x240 frame through
-      the preprocessing geometry (:class:`~captum_3dcam.preprocess.ClipGeometry`).
+      the preprocessing geometry (:class:`~captum_3dcam.video.preprocess.ClipGeometry`).
 
 Methods: every name of :func:`~captum_3dcam.evaluation.available_methods` (see
 :data:`captum_3dcam.evaluation.METHODS`); a peer whose package does not import here (pytorch-grad-cam
@@ -92,8 +92,8 @@ def ucf_sample_items(data_dir, num_frames: int = 64, start: Optional[int] = None
     ground-truth tube (clamped to the video), so every annotated frame that fits is scored. The
     label is Kinetics-400's "shooting basketball" (296).
     """
-    from captum_3dcam.preprocess import preprocess_i3d
-    from captum_3dcam.video import read_video
+    from captum_3dcam.video.preprocess import preprocess_i3d
+    from captum_3dcam.video.io import read_video
 
     data_dir = Path(data_dir)
     frames = read_video(data_dir / "ucf101_24" / "v_Basketball_g01_c01.avi")
@@ -148,7 +148,7 @@ def _merge(seen: List[str], new: Sequence[str]) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from captum_3dcam.models import default_layers, i3d_kinetics400
-    from captum_3dcam.models.small_recipe import load_or_train_small_model
+    from captum_3dcam.training.small_recipe import load_or_train_small_model
 
     args = build_parser().parse_args(argv)
     if args.threads is not None:
@@ -236,7 +236,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                  "measured earlier in the same session)" if meta.get("merged") else "") + ".",
         "",
         "Target = the model's predicted class. Boxes: per frame, threshold at `threshold x frame max` (a preset's row: "
-        "its own box settings, `captum_3dcam.presets`), connected regions (8-connectivity, scipy), the chosen region's "
+        "its own box settings, `captum_3dcam.attr.presets`), connected regions (8-connectivity, scipy), the chosen region's "
         "box, found at model resolution and mapped to the frame's pixels (`geometry.boxes_to_frame`: what `explain` and "
         "the README do), compared with the GT box there; pointing on the map in the frame's pixels; frames without "
         "GT are excluded. Synthetic cells are mean ± std over seeds (one trained Small3DCNN and one test split of "

@@ -8,7 +8,7 @@ shape when the data is absent), in interleaved rounds, medians over rounds:
 - ``3dcam``: :class:`captum_3dcam.GlobalLocal3DCam` over ``default_layers(model)`` (the nine
   ``Mixed_*`` blocks): one forward, one backward, nine maps upsampled to ``(T, 224, 224)``, aggregated;
 - ``lgc-5c``: ``captum.attr.LayerGradCam(model, model.Mixed_5c)`` (ReLU'd), plus trilinear
-  upsampling of its ``(T/8, 7, 7)`` map to ``(T, 224, 224)`` (``captum_3dcam.upsample.upsample_to``).
+  upsampling of its ``(T/8, 7, 7)`` map to ``(T, 224, 224)`` (``captum_3dcam.attr.upsample.upsample_to``).
 
 Both attribution methods get the same target (the predicted class, computed beforehand).
 
@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from captum_3dcam import GlobalLocal3DCam  # noqa: E402
 from captum_3dcam.models import default_layers, i3d_kinetics400  # noqa: E402
-from captum_3dcam.upsample import upsample_to  # noqa: E402
+from captum_3dcam.attr.upsample import upsample_to  # noqa: E402
 
 RESULTS_BLOCK = "models"
 CLIP = REPO.parent / "shared" / "data" / "ucf101_24" / "v_Basketball_g01_c01.avi"
@@ -45,8 +45,8 @@ METHODS = ["forward", "3dcam", "lgc-5c"]
 def load_clip(num_frames: int):
     """``(1, 3, T, 224, 224)`` from the basketball clip (centre frames), or random when absent."""
     if CLIP.is_file():
-        from captum_3dcam.preprocess import preprocess_i3d
-        from captum_3dcam.video import read_video
+        from captum_3dcam.video.preprocess import preprocess_i3d
+        from captum_3dcam.video.io import read_video
 
         clip, _ = preprocess_i3d(read_video(CLIP), num_frames=num_frames)
         return clip, f"{CLIP.name}, centre {num_frames} frames"

@@ -41,7 +41,7 @@ The procedure:
    of each frame's maximum, or of its range ``max - min``).
 4. Sanity (Adebayo et al. 2018): for every map configuration, the Spearman rank correlation
    between its maps of the trained model and of the same model with every layer re-initialized
-   (:func:`captum_3dcam.sanity.cascading_randomization`, last step), on 8 validation clips.
+   (:func:`captum_3dcam.metrics.sanity.cascading_randomization`, last step), on 8 validation clips.
 5. Score of a candidate: ``(IoU>=0.5 accuracy + pointing game) / 2``, averaged over seeds, then
    over the variants (a threshold that only fits one object size loses). The best score wins;
    among candidates within 0.005 of it, the one closest to the paper's configuration (fewest
@@ -68,8 +68,8 @@ from _results import write_results_block  # noqa: E402
 from _validation_models import load_model  # noqa: E402
 
 from captum_3dcam import GlobalLocal3DCam  # noqa: E402
-from captum_3dcam.localization import attribution_to_boxes  # noqa: E402
-from captum_3dcam.metrics import LocalizationMeter, box_iou, pointing_game  # noqa: E402
+from captum_3dcam.localization.boxes import attribution_to_boxes  # noqa: E402
+from captum_3dcam.metrics.localization import LocalizationMeter, box_iou, pointing_game  # noqa: E402
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)  # 0.2, 0.8 and "otsu" never came near the top in v1
 PEDESTAL = "deep-net pedestal"  # the default variant, each frame lifted to the min/max ratio I3D shows
@@ -90,10 +90,10 @@ METRICS = ("pointing", "iou@0.5", "mean_iou")
 def sanity_of(model, layers, clips, configs) -> Dict[tuple, float]:
     """Spearman correlation, trained vs fully re-initialized model, per map configuration.
 
-    One :func:`~captum_3dcam.sanity.cascading_randomization` serves every configuration: its
+    One :func:`~captum_3dcam.metrics.sanity.cascading_randomization` serves every configuration: its
     ``explain`` captures the layers once per step and returns the maps of all configurations stacked
     along N (``(configs * N, 1, T, H, W)``), so each step costs one forward and backward pass."""
-    from captum_3dcam.sanity import cascading_randomization
+    from captum_3dcam.metrics.sanity import cascading_randomization
 
     names = {id(m): n for n, m in model.named_modules()}
     layer_names = [names[id(m)] for m in layers]
@@ -318,9 +318,9 @@ def i3d_sanity(configs, data_dir: Path, frames: int = 16) -> Dict[tuple, float]:
 
     from captum_3dcam.models import default_layers
     from captum_3dcam.models.i3d import i3d_kinetics400
-    from captum_3dcam.preprocess import preprocess_i3d
-    from captum_3dcam.sanity import spearman_rank_correlation
-    from captum_3dcam.video import read_video
+    from captum_3dcam.video.preprocess import preprocess_i3d
+    from captum_3dcam.metrics.sanity import spearman_rank_correlation
+    from captum_3dcam.video.io import read_video
 
     model = i3d_kinetics400().eval()
     randomized = copy.deepcopy(model)

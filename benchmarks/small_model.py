@@ -26,7 +26,8 @@ from _results import write_results_block  # benchmarks/_results.py
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from captum_3dcam.models import SMALL_MODEL_RECIPE, train_small_model  # noqa: E402
+from captum_3dcam.models import SMALL_MODEL_RECIPE
+from captum_3dcam.training.small_recipe import train_small_model  # noqa: E402
 
 RESULTS_BLOCK = "small-model"
 

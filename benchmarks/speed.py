@@ -8,7 +8,7 @@ Compared, on the same model and input, in interleaved rounds (medians of the per
 - ``lgc-xK``: K separate ``LayerGradCam`` calls, one per layer (what a user would do with Captum);
 - ``pgc-multi``: pytorch-grad-cam's ``GradCAM`` with all K target layers, when it is installed;
 - ``3dcam-gradcam++``: the same pass with ``layer_rule="gradcam++"``; ``localize-fusion``: with the
-  :data:`captum_3dcam.presets.LOCALIZE` preset's fusion (its rule, normalization and gate) but no
+  :data:`captum_3dcam.attr.presets.LOCALIZE` preset's fusion (its rule, normalization and gate) but no
   temporal margin; ``localize``: the preset's keyword arguments as they are, margin included (its
   ``2 m`` extra frames cost ``(T + 2 m) / T`` more; the column "vs 3dcam" is the median per-round
   ratio to ``3dcam``: the cost of the rule and the fusion themselves).
@@ -99,7 +99,7 @@ def make_runner(method, model, layers, target):
     from captum.attr import LayerAttribution, LayerGradCam
 
     if method in ("3dcam", "3dcam-gradcam++", "localize-fusion", "localize"):
-        from captum_3dcam.presets import LOCALIZE
+        from captum_3dcam.attr.presets import LOCALIZE
 
         fusion = {k: v for k, v in LOCALIZE["attribute"].items() if k != "temporal_margin"}
         kwargs = {"3dcam": {}, "3dcam-gradcam++": {"layer_rule": "gradcam++"}, "localize-fusion": fusion,

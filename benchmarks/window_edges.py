@@ -35,9 +35,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from _results import write_results_block  # noqa: E402
 
 from captum_3dcam import attribution_to_boxes, get_preset  # noqa: E402
-from captum_3dcam.metrics import box_iou, segment_set_iou  # noqa: E402
-from captum_3dcam.tubes import attention_to_segments, temporal_attention  # noqa: E402
-from captum_3dcam.windows import attribute_windows, sliding_windows, stitch_windows  # noqa: E402
+from captum_3dcam.metrics.localization import box_iou, segment_set_iou  # noqa: E402
+from captum_3dcam.localization.tubes import attention_to_segments, temporal_attention  # noqa: E402
+from captum_3dcam.video.windows import attribute_windows, sliding_windows, stitch_windows  # noqa: E402
 
 VIDEOS = {"cleaning_pool (val)": "validation/cleaning_pool.mp4", "waxing_eyebrows (val)": "validation/waxing_eyebrows.avi",
           "tai_chi (val)": "validation/tai_chi.mp4", "basketball (test)": "ucf101_24/v_Basketball_g01_c01.avi"}
@@ -103,8 +103,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from captum_3dcam.models import default_layers, i3d_kinetics400
-    from captum_3dcam.preprocess import preprocess_i3d
-    from captum_3dcam.video import read_video
+    from captum_3dcam.video.preprocess import preprocess_i3d
+    from captum_3dcam.video.io import read_video
 
     t0 = time.time()
     command = f"python benchmarks/window_edges.py {' '.join(argv if argv is not None else sys.argv[1:])}".strip()

@@ -17,7 +17,7 @@ Lives here, the one copy the whole package uses (checkpoints, annotation files, 
 - :func:`check_state_dict` / :func:`load_state_dict_exact` / :func:`load_states`: every key and
   shape (an optimizer's groups and states, a scheduler's entries) is checked before anything is
   copied, so a mismatching checkpoint leaves the model, optimizer and scheduler untouched. Lazy
-  parameters (the lazy gates of :class:`~captum_3dcam.gating.LayerwiseGatedClassifier`) take the
+  parameters (the lazy gates of :class:`~captum_3dcam.models.gating.LayerwiseGatedClassifier`) take the
   checkpoint's shape.
 
 Written here rather than borrowed: ``torch.load(weights_only=True)`` cannot read numpy pickles, and

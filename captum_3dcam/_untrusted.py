@@ -12,7 +12,7 @@ values), :func:`same_kind` and the checks of an optimizer's and a scheduler's st
 checkpoint (:func:`optimizer_state_problem`, :func:`scheduler_state_problem`: types, finite numbers,
 shapes, before ``load_state_dict`` trusts them). Does not live here: reading the files
 (:mod:`captum_3dcam._safe_load`), what the fields of our checkpoints mean
-(:mod:`captum_3dcam.training_checkpoints`, :mod:`captum_3dcam.models.trained`).
+(:mod:`captum_3dcam.models.train_checkpoint`, :mod:`captum_3dcam.models.trained`).
 """
 import math
 import re

@@ -3,11 +3,12 @@
 Lives here: normalizations that never divide by zero, mask -> box, the box check, the intersection
 and union of boxes, the computation dtype of half-precision input, layer-name resolution, path arguments checked
 with messages that name them (:func:`as_path`, :func:`check_output_dir`), optional imports with a
-clear ``ImportError``, and the progress bar.
+clear ``ImportError``, the progress bar, ``torch.autocast`` by dtype name and atomic file writes.
 Does not live here: anything with a public contract of its own (that goes in its concept's module:
-:func:`captum_3dcam.metrics.box_iou`, :func:`captum_3dcam.localization.attribution_to_boxes`).
+:func:`captum_3dcam.metrics.localization.box_iou`, :func:`captum_3dcam.localization.boxes.attribution_to_boxes`).
 This module imports nothing from the package, so every layer may use it.
 """
+import contextlib
 import importlib
 import os
 import shutil
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -25,7 +26,7 @@ from .errors import Captum3DCamError
 __all__ = [
     "inverse_max", "normalize_max", "normalize_minmax", "mask_to_boxes", "inter_union", "checked_boxes",
     "compute_dtype", "as_path", "check_output_dir", "resolve_layers", "resolve_device", "optional_import",
-    "progress_bar", "log",
+    "progress_bar", "log", "autocast", "write_atomic",
 ]
 
 
@@ -101,7 +102,7 @@ def inter_union(a: Tensor, b: Tensor) -> Tuple[Tensor, Tensor]:
 def checked_boxes(boxes: Tensor, name: str = "boxes") -> Tensor:
     """Boxes ``(..., 4)`` checked (a tensor, real, rows all finite with ``x1 <= x2, y1 <= y2`` or
     all NaN) and returned in float64, exact for every input dtype (int64 up to 2**53): the dtype
-    metrics compute in. Public as :func:`captum_3dcam.metrics.check_boxes`.
+    metrics compute in. Public as :func:`captum_3dcam.metrics.localization.check_boxes`.
 
     Raises:
         TypeError: not a real tensor. ValueError: shape not ``(..., 4)``, inf, partly-NaN or reversed rows.
@@ -346,3 +347,28 @@ def progress_bar(iterable: Iterable, desc: str = "", *, total: Optional[int] = N
         else:
             return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, initial=initial, file=sys.stderr)
     return _Lines(iterable, desc, total, unit, initial, interval, quiet, leave)
+
+
+def autocast(device: torch.device, dtype: str):
+    """``torch.autocast`` to bfloat16 for ``dtype="bfloat16"``, nothing for ``"float32"``."""
+    if dtype == "bfloat16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def write_atomic(path: Union[str, os.PathLike], text: Union[str, bytes]) -> Path:
+    """Write ``text`` (``str``, or ``bytes`` as they are) to ``path`` through a temporary file
+    ``.NAME.PID.tmp`` and a rename (readers never see half a file; a kill leaves at most the temporary)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if isinstance(text, (bytes, bytearray)):
+            tmp.write_bytes(bytes(text))
+        else:
+            tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, Ctrl-C: neither half a file nor a stray temporary is left
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

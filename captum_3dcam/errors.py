@@ -12,6 +12,5 @@ class Captum3DCamError(ValueError):
     """A mistake of the user's (bad argument, missing file, unknown name).
 
     A ``ValueError``, so code that catches bad values keeps working; ``captum-3dcam`` prints it as
-    one line and exits with status 2. ``captum_3dcam.cli.CLIError`` and
-    ``captum_3dcam.pipeline.PipelineError`` are deprecated aliases of it.
+    one line and exits with status 2.
     """

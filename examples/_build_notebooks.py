@@ -27,7 +27,8 @@ OUT.mkdir(parents=True, exist_ok=True)
 torch.manual_seed(0)
 print("quick mode" if QUICK else "full mode", "- writing to", OUT.resolve())'''
 
-MODEL = '''from captum_3dcam.models import QUICK_RECIPE, default_small_checkpoint, load_or_train_small_model
+MODEL = '''from captum_3dcam.models import QUICK_RECIPE, default_small_checkpoint
+from captum_3dcam.training.small_recipe import load_or_train_small_model
 
 recipe = dict(QUICK_RECIPE) if QUICK else {}
 checkpoint = default_small_checkpoint(**recipe)          # cached: trained once, then reused
@@ -67,8 +68,8 @@ def quickstart():
             "maps, layer_maps = cam.attribute(clips, return_layer_maps=True)   # target: the predicted class\n"
             "print(maps.shape, [m.shape for m in layer_maps][:1])"),
         new_code_cell(
-            "from captum_3dcam import visualization as viz\n"
-            "from captum_3dcam.localization import attribution_to_boxes\n"
+            "from captum_3dcam import viz\n"
+            "from captum_3dcam.localization.boxes import attribution_to_boxes\n"
             "from IPython.display import Image, display\n\n"
             "boxes = attribution_to_boxes(maps, threshold=0.5)                # (N, T, 4), pixel edges\n"
             "k = 0\n"
@@ -131,7 +132,7 @@ def i3d_real_video():
             "print(\"running the I3D cells\" if RUN else \"SKIPPING the I3D cells:\\n- \" + \"\\n- \".join(SKIP))"),
         new_markdown_cell("## Explain: top-5 classes, 3DCam in sliding windows, boxes, temporal curve"),
         new_code_cell(
-            "from captum_3dcam.explain import explain_video\n\n"
+            "from captum_3dcam.apps.explain import explain_video\n\n"
             "if RUN:\n"
             "    result = explain_video(VIDEO, \"i3d-kinetics400\", max_frames=MAX_FRAMES, clip_len=CLIP_LEN,\n"
             "                           out=OUT / \"i3d\", gif=not QUICK, progress=False)\n"
@@ -163,7 +164,7 @@ def i3d_real_video():
             "The pointing game asks whether the map's peak falls inside the annotated box."),
         new_code_cell(
             "from captum_3dcam.datasets import read_annotation_pickle  # numpy arrays only: nothing in the file runs\n"
-            "from captum_3dcam.metrics import pointing_game, box_iou\n\n"
+            "from captum_3dcam.metrics.localization import pointing_game, box_iou\n\n"
             "gt_file = DATA / \"ucf101_24\" / \"gt_tubes_sample.pkl\" if DATA is not None else None\n"
             "if not RUN:\n"
             "    print(\"skipped:\", \"; \".join(SKIP))\n"
@@ -216,8 +217,8 @@ def localization():
             "print({k: tuple(v.shape) for k, v in methods.items()})"),
         new_markdown_cell("## The tables"),
         new_code_cell(
-            "from captum_3dcam.localization import attribution_to_boxes\n"
-            "from captum_3dcam.metrics import LocalizationMeter\n\n"
+            "from captum_3dcam.localization.boxes import attribution_to_boxes\n"
+            "from captum_3dcam.metrics.localization import LocalizationMeter\n\n"
             "results = {}\n"
             "for name, maps in methods.items():\n"
             "    meter = LocalizationMeter()\n"
@@ -229,19 +230,22 @@ def localization():
             "    print(f\"{name:<24}\" + \"\".join(f\"{r[k]:>10.3f}\" for k in keys))"),
         new_markdown_cell("## How the box threshold matters"),
         new_code_cell(
-            "from captum_3dcam import visualization as viz\n"
+            "from captum_3dcam import viz\n"
             "from IPython.display import Image, display\n"
             "from matplotlib.figure import Figure\n"
-            "from captum_3dcam.metrics import box_iou\n\n"
+            "from captum_3dcam.metrics.localization import box_iou\n\n"
             "thresholds = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7]\n"
             "fig = Figure(figsize=(6, 3.5), layout=\"constrained\")\n"
             "ax = fig.add_subplot()\n"
-            "for name, maps in methods.items():\n"
+            "styles = [(\"o\", \"-\"), (\"s\", \"--\"), (\"^\", \":\"), (\"D\", \"-.\")]  # curves that coincide stay visible\n"
+            "for k, (name, maps) in enumerate(methods.items()):\n"
             "    ious = [box_iou(attribution_to_boxes(maps, t), gt).nanmean().item() for t in thresholds]\n"
-            "    ax.plot(thresholds, ious, marker=\"o\", label=name)\n"
+            "    marker, line = styles[k % len(styles)]\n"
+            "    ax.plot(thresholds, ious, marker=marker, ls=line, mfc=\"none\", ms=8 - 1.5 * k, label=name)\n"
             "ax.set_xlabel(\"threshold (fraction of the frame's maximum)\")\n"
             "ax.set_ylabel(\"mean IoU with the ground truth\")\n"
-            "ax.legend()\n"
+            "ax.set_title(f\"Box threshold vs mean IoU ({len(gt)} test clips, predicted class)\", fontsize=10)\n"
+            "ax.legend(title=\"method (sum and mean coincide when their maps\\nare proportional)\", fontsize=8, title_fontsize=8)\n"
             "viz.save_figure(fig, OUT / \"threshold_sweep.png\")\n"
             "display(Image(filename=str(OUT / \"threshold_sweep.png\")))"),
         new_markdown_cell("## GradCAM vs 3DCam on one clip (the paper's Figure 4)"),
@@ -258,7 +262,7 @@ def localization():
             "`attribution_to_tubes` keeps every region of every frame and links them by dynamic "
             "programming (attention mass + overlap with the previous box)."),
         new_code_cell(
-            "from captum_3dcam.tubes import attribution_to_tubes\n\n"
+            "from captum_3dcam.localization.tubes import attribution_to_tubes\n\n"
             "maps = methods[\"3DCam (conv1-4, sum)\"]\n"
             "for name, boxes in [(\"largest region per frame\", attribution_to_boxes(maps, 0.5)),\n"
             "                    (\"linked tube\", attribution_to_tubes(maps, 0.5))]:\n"
@@ -280,12 +284,12 @@ def gating():
         new_code_cell(MODEL),
         new_code_cell(
             "from captum_3dcam.datasets import SyntheticActions\n"
-            "from captum_3dcam.gating import LayerwiseGatedClassifier\n\n"
+            "from captum_3dcam.models.gating import LayerwiseGatedClassifier\n\n"
             "gated = LayerwiseGatedClassifier(model, [\"conv2\", \"conv3\", \"conv4\"], num_classes=5,\n"
             "                                 input_shape=(3, 16, 64, 64), freeze_backbone=True)\n"
             "print(gated.layer_names, gated.temporal_sizes, gated.in_channels)"),
         new_code_cell(
-            "from captum_3dcam.training import evaluate, train\n\n"
+            "from captum_3dcam.training.loop import evaluate, train\n\n"
             "n_train, n_test, epochs = (20, 10, 1) if QUICK else (200, 60, 3)\n"
             "train_set = SyntheticActions(n_train, \"train\", seed=1, difficulty=\"medium\")\n"
             "test_set = SyntheticActions(n_test, \"test\", seed=1, difficulty=\"medium\")\n"
@@ -298,7 +302,7 @@ def gating():
             "(the layers are those of its backbone)."),
         new_code_cell(
             "from captum_3dcam import GlobalLocal3DCam\n"
-            "from captum_3dcam import visualization as viz\n"
+            "from captum_3dcam import viz\n"
             "from IPython.display import Image, display\n\n"
             "gated.eval()\n"
             "clip, boxes, label = test_set[0]\n"
@@ -306,7 +310,9 @@ def gating():
             "                               gated.backbone.conv4])\n"
             "maps = {name: c.attribute(clip[None]) for name, c in [(\"gated model\", cam),\n"
             "        (\"backbone alone\", GlobalLocal3DCam(model, [model.conv1, model.conv2, model.conv3, model.conv4]))]}\n"
-            "fig = viz.plot_overlay_rows(SyntheticActions.to_rgb(clip), maps, gt_boxes=boxes, num_frames=6)\n"
+            "name = test_set.classes[int(label)]\n"
+            "fig = viz.plot_overlay_rows(SyntheticActions.to_rgb(clip), maps, gt_boxes=boxes, num_frames=6,\n"
+            "                            title=f\"3DCam of each model's predicted class; the clip is {name!r} (green: its box)\")\n"
             "viz.save_figure(fig, OUT / \"gating_3dcam.png\")\n"
             "display(Image(filename=str(OUT / \"gating_3dcam.png\")))"),
         new_markdown_cell(

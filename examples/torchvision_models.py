@@ -18,13 +18,13 @@ import argparse
 import torch
 
 from captum_3dcam import GlobalLocal3DCam
-from captum_3dcam.figures import describe_attribution, plot_overlay_rows, save_figure
-from captum_3dcam.localization import attribution_to_boxes
+from captum_3dcam.viz.figures import describe_attribution, plot_overlay_rows, save_figure
+from captum_3dcam.localization.boxes import attribution_to_boxes
 from captum_3dcam.models import default_layer_names, default_layers, load_model
 from captum_3dcam.models.torchvision_video import TORCHVISION_VIDEO_MODELS, torchvision_weights
-from captum_3dcam.overlays import frame_indices
-from captum_3dcam.preprocess import preprocess_torchvision
-from captum_3dcam.video import read_video
+from captum_3dcam.viz.overlays import frame_indices
+from captum_3dcam.video.preprocess import preprocess_torchvision
+from captum_3dcam.video.io import read_video
 
 
 def main(argv=None) -> int:

@@ -44,10 +44,12 @@ def device(request):
     return torch.device(request.param)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_checkpoint(tmp_path_factory):
-    """A Small3DCNN trained for one epoch on 20 synthetic videos (seconds): the pipeline, not accuracy."""
-    from captum_3dcam.models import QUICK_RECIPE, train_small_model
+    """A Small3DCNN trained for one epoch on 20 synthetic videos (seconds): the pipeline, not accuracy.
+    Trained once per test session; tests read it and never write to it."""
+    from captum_3dcam.models import QUICK_RECIPE
+    from captum_3dcam.training.small_recipe import train_small_model
 
     path = tmp_path_factory.mktemp("model") / "small.pt"
     train_small_model(path, progress=False, **QUICK_RECIPE)

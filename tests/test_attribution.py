@@ -352,3 +352,35 @@ def test_torchvision_r3d_18_parity_and_inplace_relu():
         ref = LayerGradCam(model, layer).attribute(x, target=3, relu_attributions=True)
         ref = LayerAttribution.interpolate(ref, tuple(x.shape[2:]), "trilinear")
         torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_attribute_accepts_every_call_layergradcam_accepts():
+    """Drop-in for Captum: each way of passing LayerGradCam.attribute's arguments binds to ours, in
+    the same order (``attribute_to_layer_input`` is the fourth positional argument)."""
+    import inspect
+
+    from captum.attr import LayerGradCam
+
+    from captum_3dcam import GlobalLocal3DCam
+
+    theirs = inspect.signature(LayerGradCam.attribute)
+    ours = inspect.signature(GlobalLocal3DCam.attribute)
+    positional = [n for n, p in theirs.parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD and n != "self"]
+    assert list(ours.parameters)[1 : len(positional) + 1] == positional
+    values = {"inputs": 0, "target": 1, "additional_forward_args": None, "attribute_to_layer_input": True,
+              "relu_attributions": True, "attr_dim_summation": True, "grad_kwargs": {}}
+    for k in range(1, len(positional) + 1):  # the first k positionally, the rest by keyword
+        args = [None] + [values[n] for n in positional[:k]]  # self
+        kwargs = {n: values[n] for n in positional[k:]}
+        theirs.bind(*args, **kwargs)
+        ours.bind(*args, **kwargs)
+
+
+def test_relu_attributions_and_attr_dim_summation_as_in_captum():
+    model = Small3DCNN(num_classes=3, widths=(2, 3, 4, 4)).eval()
+    x = torch.randn(1, 3, 4, 16, 16)
+    cam = GlobalLocal3DCam(model, [model.conv3, model.conv4])
+    plain = cam.attribute(x, 0)
+    assert torch.equal(cam.attribute(x, 0, None, False, True), plain)  # maps are non-negative already
+    with pytest.raises(ValueError, match="attr_dim_summation"):
+        cam.attribute(x, 0, attr_dim_summation=False)

@@ -14,7 +14,7 @@ pytest.importorskip("scipy")
 
 from captum_3dcam import cli  # noqa: E402
 from captum_3dcam.errors import Captum3DCamError  # noqa: E402
-from captum_3dcam.explain import explain_video  # noqa: E402
+from captum_3dcam.apps.explain import explain_video  # noqa: E402
 
 
 def _decoded_frames(path):
@@ -38,7 +38,7 @@ def _isolated_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def synthetic_video(tmp_path_factory):
     """A 40-frame, 48 x 80 MP4 of synthetic actions (non-square: the geometry maps boxes back)."""
-    from captum_3dcam import visualization as viz
+    from captum_3dcam import viz
     from captum_3dcam.datasets import SyntheticActions
 
     ds = SyntheticActions(1, "test", seed=3, clips_per_video=3, size=(48, 80))
@@ -73,11 +73,10 @@ def test_console_script_is_installed(module):
     assert out.returncode == 0 and "captum-3dcam" in out.stdout
 
 
-def test_old_names_still_work_with_a_deprecation_warning():
-    with pytest.warns(DeprecationWarning, match="captum_3dcam.errors"):
-        assert cli.CLIError is Captum3DCamError
-    with pytest.warns(DeprecationWarning, match="captum_3dcam.explain"):
-        assert cli.explain_video is explain_video
+def test_no_old_names_are_served():
+    """0.1.0 keeps no shims: the library names live in their modules only."""
+    for name in ("CLIError", "explain_video", "MODELS"):
+        assert not hasattr(cli, name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,7 +249,7 @@ def test_explain_i3d_on_the_ucf101_clip(shared_data, tmp_path, capsys):
 
 @pytest.mark.parametrize("preset", [None, "paper", "strict"])    # None: the command's default, LOCALIZE
 def test_explain_writes_the_preset_it_used(synthetic_video, small_checkpoint, tmp_path, preset):
-    from captum_3dcam.presets import get_preset
+    from captum_3dcam.attr.presets import get_preset
 
     chosen = get_preset(preset or "localize")
     rule, normalize = chosen["attribute"]["layer_rule"], chosen["attribute"]["normalize_layers"]

@@ -7,21 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from captum_3dcam.datasets import (
-    DIFFICULTIES,
-    JHMDB,
-    MOTIONS,
-    UCF101_24,
-    ActDetectorGT,
-    SyntheticActions,
-    SyntheticDifficulty,
-    boxes_from_masks,
-    boxes_from_puppet_mask,
-    frames_to_clip,
-    load_pyannot,
-    read_frames,
-    tubes_to_boxes,
-)
+from captum_3dcam.datasets import DIFFICULTIES, JHMDB, MOTIONS, UCF101_24, ActDetectorGT, SyntheticActions, SyntheticDifficulty, boxes_from_masks, boxes_from_puppet_mask, load_pyannot, tubes_to_boxes
+from captum_3dcam.video.preprocess import frames_to_clip
+from captum_3dcam.video.io import read_frames
 
 BASKETBALL = "Basketball/v_Basketball_g01_c01"
 

@@ -13,9 +13,10 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import Dataset
 
-from captum_3dcam import ddp
-from captum_3dcam.accuracy import evaluate
-from captum_3dcam.distributed import init_distributed
+from captum_3dcam._utils import write_atomic
+from captum_3dcam.training import distributed as ddp
+from captum_3dcam.training.accuracy import evaluate
+from captum_3dcam.training.distributed import init_distributed
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,7 +62,7 @@ def _worker(rank, world, port, out_dir, task):
         result["one_video"] = evaluate(nn.Identity(), LogitsDataset(LOGITS[:3], LABELS[:3], VIDEOS[:3]))
         result["rng"] = torch.get_rng_state().tolist()
         if task == "train":  # a tiny MLP with DDP
-            from captum_3dcam.training import train
+            from captum_3dcam.training.loop import train
 
             g = torch.Generator().manual_seed(0)
             x = torch.randn(32, 2, generator=g)
@@ -102,7 +103,7 @@ def test_one_process_is_rank_0_of_1_and_collectives_are_no_ops(monkeypatch):
 
 
 def test_write_atomic_leaves_no_temporary_file(tmp_path):
-    ddp.write_atomic(tmp_path / "a" / "m.json", "{}")
+    write_atomic(tmp_path / "a" / "m.json", "{}")
     assert (tmp_path / "a" / "m.json").read_text() == "{}"
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["m.json"]
 
@@ -138,7 +139,7 @@ def test_ddp_training_keeps_ranks_identical_and_rank_0_writes(two_ranks):
     assert r0["history"][-1]["test_clip_accuracy"] > 0.8
     for r in (r0, r1):  # resuming from different epochs is refused on every rank, not a hang
         assert "different epochs" in r["resume_error"]
-    from captum_3dcam.training import load_checkpoint
+    from captum_3dcam.models.train_checkpoint import load_checkpoint
 
     state = load_checkpoint(tmp_path / "ck.pt")
     assert state["epoch"] == 3

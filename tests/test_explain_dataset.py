@@ -16,7 +16,7 @@ from captum_3dcam import cli
 from captum_3dcam.datasets import SyntheticActions
 from captum_3dcam.errors import Captum3DCamError
 from captum_3dcam.evaluation.dataset_run import run_explain_dataset
-from captum_3dcam.metrics import LocalizationMeter, box_iou, pointing_game
+from captum_3dcam.metrics.localization import LocalizationMeter, box_iou, pointing_game
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = {"video", "target", "label", "score", "boxes", "hit", "iou", "frame_size", "frames"}
@@ -65,8 +65,8 @@ def test_boxes_in_frame_pixels_or_null(run3):
 
 def test_boxes_equal_the_preset_on_the_saved_maps(run3):
     """The json boxes are the localize preset's boxes of the maps (float16 copies: a little slack)."""
-    from captum_3dcam.localization import attribution_to_boxes
-    from captum_3dcam.presets import get_preset
+    from captum_3dcam.localization.boxes import attribution_to_boxes
+    from captum_3dcam.attr.presets import get_preset
 
     for vid, data in _videos(run3).items():
         maps = torch.from_numpy(np.load(run3 / "maps" / f"{vid}.npz")["maps"].astype(np.float32))
@@ -205,7 +205,7 @@ def test_torchrun_two_ranks_equal_one_process(run3, small_checkpoint, tmp_path):
 
 def _long_video(tmp_path, frames=70):
     """A synthetic video of ``frames`` frames (a moving square) written as MP4 in ``root/test/<class>/``."""
-    from captum_3dcam.video import save_mp4
+    from captum_3dcam.video.io import save_mp4
 
     g = torch.Generator().manual_seed(0)
     video = (torch.rand(frames, 48, 80, 3, generator=g) * 60).to(torch.uint8)
@@ -220,10 +220,10 @@ def _long_video(tmp_path, frames=70):
 
 def _whole_video_reference(net, layers, spec, path, clip_len, stride, batch_size):
     """The non-streaming computation: decode all, preprocess all, every window, stitch, boxes."""
-    from captum_3dcam.localization import attribution_to_boxes
-    from captum_3dcam.presets import get_preset
-    from captum_3dcam.video import read_video
-    from captum_3dcam.windows import attribute_windows, sliding_windows, stitch_windows
+    from captum_3dcam.localization.boxes import attribution_to_boxes
+    from captum_3dcam.attr.presets import get_preset
+    from captum_3dcam.video.io import read_video
+    from captum_3dcam.video.windows import attribute_windows, sliding_windows, stitch_windows
 
     clip, geometry = spec.preprocess(read_video(path))
     windows = sliding_windows(clip.shape[2], clip_len, stride)
@@ -259,8 +259,8 @@ def test_streaming_equals_the_whole_video(small_checkpoint, tmp_path):
 def test_streaming_holds_a_bounded_number_of_frames(small_checkpoint, clip_len, stride, batch_size):
     """Frames decoded but not yet finalized stay below a bound set by the windows, not the length."""
     from captum_3dcam.models.registry import get_model_spec, resolve_model_layers
-    from captum_3dcam.presets import get_preset
-    from captum_3dcam.streaming import explain_stream, frame_chunks
+    from captum_3dcam.attr.presets import get_preset
+    from captum_3dcam.video.streaming import explain_stream, frame_chunks
 
     spec = get_model_spec("small-synthetic")
     net = spec.load(str(small_checkpoint)).eval()
@@ -296,7 +296,7 @@ def test_streaming_holds_a_bounded_number_of_frames(small_checkpoint, clip_len, 
 
 
 def test_maps_writer_appends_and_refuses_a_short_file(tmp_path):
-    from captum_3dcam.streaming import MapsWriter
+    from captum_3dcam.video.streaming import MapsWriter
 
     maps = np.random.default_rng(0).random((10, 5, 7)).astype(np.float32)
     writer = MapsWriter(tmp_path / "v.npz", 10)

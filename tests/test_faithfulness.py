@@ -5,20 +5,10 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from captum_3dcam.faithfulness import (
-    average_drop,
-    confidence_scores,
-    curve_auc,
-    deletion_auc,
-    deletion_curve,
-    deletion_insertion_curves,
-    increase_in_confidence,
-    insertion_auc,
-    insertion_curve,
-    random_attribution,
-)
-from captum_3dcam.imputation import baseline_clip, gaussian_blur3d, noisy_linear_imputation
-from captum_3dcam.upsample import upsample_to
+from captum_3dcam.metrics.confidence import average_drop, confidence_scores, increase_in_confidence, random_attribution
+from captum_3dcam.metrics.faithfulness import curve_auc, deletion_auc, deletion_curve, deletion_insertion_curves, insertion_auc, insertion_curve
+from captum_3dcam.metrics.imputation import baseline_clip, gaussian_blur3d, noisy_linear_imputation
+from captum_3dcam.attr.upsample import upsample_to
 
 from _models import TwoBlock3D
 

@@ -20,8 +20,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import assume, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from captum_3dcam.metrics import box_iou, check_boxes, iou_accuracy, pointing_game, temporal_iou  # noqa: E402
-from captum_3dcam.windows import sliding_windows, stitch_windows  # noqa: E402
+from captum_3dcam.metrics.localization import box_iou, check_boxes, iou_accuracy, pointing_game, temporal_iou  # noqa: E402
+from captum_3dcam.video.windows import sliding_windows, stitch_windows  # noqa: E402
 
 pytestmark = pytest.mark.slow  # slow under HYPOTHESIS_PROFILE=ci-slow; seconds under the default profile
 
@@ -144,7 +144,7 @@ def test_pointing_game_matches_a_brute_force_reference(pair):
 @given(maps_and_boxes(), st.one_of(st.floats(0.0, 1.0), st.just("otsu")), st.sampled_from(["largest", "peak", "union"]))
 def test_boxes_of_any_map_dtype_are_float32_inside_the_frame(pair, threshold, region):
     pytest.importorskip("scipy")
-    from captum_3dcam.localization import attribution_to_boxes, otsu_thresholds
+    from captum_3dcam.localization.boxes import attribution_to_boxes, otsu_thresholds
 
     maps, _ = pair
     boxes = attribution_to_boxes(maps, threshold, region=region)

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from captum.attr import LayerGradCam
 
 from captum_3dcam import Counterfactual3DCam, GlobalLocal3DCam
-from captum_3dcam.layer_rules import gate_fusion
+from captum_3dcam.attr.rules import gate_fusion
 from captum_3dcam.models import Small3DCNN
-from captum_3dcam.upsample import normalize_max
+from captum_3dcam.attr.upsample import normalize_max
 
 from _models import seeded
 

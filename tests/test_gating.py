@@ -1,4 +1,4 @@
-"""Tests of captum_3dcam.gating: gate values by hand, the sum identity, freezing, round trips."""
+"""Tests of captum_3dcam.models.gating: gate values by hand, the sum identity, freezing, round trips."""
 import copy
 import io
 import pickle
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from captum_3dcam.gating import PAPER_GATE_LAYERS, LayerGate, LayerwiseGatedClassifier
+from captum_3dcam.models.gating import PAPER_GATE_LAYERS, LayerGate, LayerwiseGatedClassifier
 from captum_3dcam.models.small import Small3DCNN
 
 SMALL_SHAPE = (3, 8, 32, 32)  # (C, T, H, W): conv1..conv4 give T_k = 8, 4, 2, 2
@@ -239,7 +239,7 @@ def test_optimizer_trains_gates():
 def test_training_loop_checkpoint_and_resume(tmp_path):
     from torch.utils.data import TensorDataset
 
-    from captum_3dcam.training import TrainConfig, train
+    from captum_3dcam.training.loop import TrainConfig, train
 
     torch.manual_seed(0)
     data = TensorDataset(torch.randn(8, *SMALL_SHAPE), torch.arange(8) % 5)

@@ -9,7 +9,6 @@ import json
 import pytest
 import torch
 
-from captum_3dcam.models import QUICK_RECIPE
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")]
@@ -21,19 +20,10 @@ def _isolated_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def small_checkpoint(tmp_path_factory):
-    from captum_3dcam.models import train_small_model
-
-    path = tmp_path_factory.mktemp("model") / "small.pt"
-    train_small_model(path, progress=False, **QUICK_RECIPE)
-    return path
-
-
-@pytest.fixture(scope="module")
 def synthetic_video(tmp_path_factory):
     pytest.importorskip("av")
     from captum_3dcam.datasets import SyntheticActions
-    from captum_3dcam.video import save_mp4
+    from captum_3dcam.video.io import save_mp4
 
     ds = SyntheticActions(1, "test", seed=3, clips_per_video=3, size=(48, 80))
     path = tmp_path_factory.mktemp("video") / "actions.mp4"
@@ -57,7 +47,7 @@ def test_readme_gpu_snippet_matches_the_cpu():
 
 
 def test_explain_on_the_gpu_with_batches_of_windows(small_checkpoint, synthetic_video):
-    from captum_3dcam.explain import explain_video
+    from captum_3dcam.apps.explain import explain_video
 
     kwargs = dict(checkpoint=small_checkpoint, clip_len=16, stride=8, progress=False)
     cpu = explain_video(synthetic_video, "small-synthetic", device="cpu", **kwargs)

@@ -6,7 +6,7 @@ from captum.attr import LayerGradCam
 from torch import nn
 
 from captum_3dcam import GlobalLocal3DCam
-from captum_3dcam.grid_game import (
+from captum_3dcam.metrics.grid_game import (
     GridPointingGame,
     cell_mask,
     class_sensitivity,
@@ -167,8 +167,8 @@ def test_localize_is_class_sensitive_on_a_real_grid_with_i3d(shared_data):
     pytest.importorskip("av")
     from captum_3dcam import LOCALIZE
     from captum_3dcam.models import default_layers, i3d_kinetics400
-    from captum_3dcam.preprocess import preprocess_i3d
-    from captum_3dcam.video import read_video
+    from captum_3dcam.video.preprocess import preprocess_i3d
+    from captum_3dcam.video.io import read_video
 
     try:
         model = i3d_kinetics400()

@@ -12,11 +12,12 @@ from torch import nn
 from captum_3dcam import cli
 from captum_3dcam._safe_load import CheckpointError, load_state_dict_exact
 from captum_3dcam._utils import check_output_dir
-from captum_3dcam.gating import LayerwiseGatedClassifier
+from captum_3dcam.models.gating import LayerwiseGatedClassifier
 from captum_3dcam.models.small import Small3DCNN
-from captum_3dcam.models.small_recipe import load_small_checkpoint
-from captum_3dcam.training import load_checkpoint, save_checkpoint, train
-from captum_3dcam.windows import apply_sliding_windows, sliding_windows, stitch_windows
+from captum_3dcam.models.small_checkpoint import load_small_checkpoint
+from captum_3dcam.models.train_checkpoint import load_checkpoint
+from captum_3dcam.training.loop import save_checkpoint, train
+from captum_3dcam.video.windows import apply_sliding_windows, sliding_windows, stitch_windows
 
 from test_invariants import assert_unchanged, snapshot
 
@@ -212,8 +213,8 @@ def _never(*args, **kwargs):
 
 
 COMMANDS = {
-    "demo": (["demo", "--quick"], "captum_3dcam.demo.load_or_train_small_model"),
-    "explain": (["explain", "{video}", "--model", "small-synthetic"], "captum_3dcam.explain.resolve_device"),
+    "demo": (["demo", "--quick"], "captum_3dcam.apps.demo.load_or_train_small_model"),
+    "explain": (["explain", "{video}", "--model", "small-synthetic"], "captum_3dcam.apps.explain.resolve_device"),
     "evaluate": (["evaluate", "--dataset", "synthetic", "--max-videos", "1"], "captum_3dcam.evaluation.dataset_items"),
 }
 
@@ -275,8 +276,9 @@ def test_apply_sliding_windows_refuses_before_running_fn():
 def test_explain_with_a_stride_larger_than_the_window_is_one_line(tmp_path, capsys, monkeypatch):
     pytest.importorskip("av")
     from captum_3dcam.datasets import SyntheticActions
-    from captum_3dcam.models import QUICK_RECIPE, train_small_model
-    from captum_3dcam.video import save_mp4
+    from captum_3dcam.models import QUICK_RECIPE
+    from captum_3dcam.training.small_recipe import train_small_model
+    from captum_3dcam.video.io import save_mp4
 
     monkeypatch.setenv("CAPTUM_3DCAM_CACHE", str(tmp_path / "cache"))
     ckpt = tmp_path / "small.pt"

@@ -30,17 +30,18 @@ import torch
 from torch import nn
 
 import captum_3dcam._untrusted as untrusted
-import captum_3dcam.models.small_recipe as small_recipe
+import captum_3dcam.training.small_recipe as small_recipe
 from captum_3dcam import cli
 from captum_3dcam._safe_load import CheckpointError, UnsafePickleError, load_numpy_pickle, torch_load_weights_only
 from captum_3dcam.errors import Captum3DCamError
 from captum_3dcam.models.i3d import i3d_kinetics400
 from captum_3dcam.models.registry import load_model
 from captum_3dcam.models.small import Small3DCNN
-from captum_3dcam.models.small_recipe import (default_small_checkpoint, load_or_train_small_model,
-                                              load_small_checkpoint, train_small_model)
-from captum_3dcam.recognition import run_train
-from captum_3dcam.training import TrainConfig, TrainingDivergedError, load_checkpoint, save_checkpoint, train
+from captum_3dcam.models.small_checkpoint import default_small_checkpoint, load_small_checkpoint
+from captum_3dcam.training.small_recipe import load_or_train_small_model, train_small_model
+from captum_3dcam.training.recognition import run_train
+from captum_3dcam.training.loop import TrainConfig, TrainingDivergedError, save_checkpoint, train
+from captum_3dcam.models.train_checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -415,7 +416,7 @@ def test_train_out_is_checked_before_any_work(case, tmp_path, unwritable, capsys
     a_file.write_text("x")
     out, words = {"an existing file": (a_file, "is a file"), "a path under a file": (a_file / "sub", "lies under"),
                   "an unwritable folder": (unwritable, "cannot write to")}[case]
-    monkeypatch.setattr("captum_3dcam.recognition.training_data", _never)
+    monkeypatch.setattr("captum_3dcam.training.recognition.training_data", _never)
     assert cli.main(["train", "--out", str(out), "--no-progress"]) == 2
     one_line(capsys, "train", "--out", words)
     with pytest.raises((NotADirectoryError, PermissionError), match="--out"):
@@ -426,8 +427,8 @@ def test_train_out_is_checked_before_any_work(case, tmp_path, unwritable, capsys
 @pytest.mark.parametrize("command", ["train", "demo"])
 @pytest.mark.parametrize("value", ["-1", str(2**70), str(2**32), "1.5"])
 def test_cli_seed_outside_the_range_is_a_usage_error(command, value, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("captum_3dcam.recognition.training_data", _never)
-    monkeypatch.setattr("captum_3dcam.demo.load_or_train_small_model", _never)
+    monkeypatch.setattr("captum_3dcam.training.recognition.training_data", _never)
+    monkeypatch.setattr("captum_3dcam.apps.demo.load_or_train_small_model", _never)
     with pytest.raises(SystemExit) as exc:
         cli.main([command, "--out", str(tmp_path / "o"), "--seed", value, "--no-progress"])
     assert exc.value.code == 2
@@ -447,7 +448,7 @@ SEED_CALLS = {
 @pytest.mark.parametrize("seed", [-1, 2**32, 2**70, True, 1.0])
 @pytest.mark.parametrize("call", sorted(SEED_CALLS))
 def test_library_seed_outside_the_range_is_refused(call, seed, tmp_path, monkeypatch):
-    monkeypatch.setattr("captum_3dcam.recognition.training_data", _never)
+    monkeypatch.setattr("captum_3dcam.training.recognition.training_data", _never)
     monkeypatch.setattr(small_recipe, "SyntheticActions", _never)
     with pytest.raises(ValueError, match=r"seed: expected an integer in \[0, 4294967295\]"):
         SEED_CALLS[call](seed, tmp_path)
@@ -458,7 +459,7 @@ def test_library_seed_outside_the_range_is_refused(call, seed, tmp_path, monkeyp
 @pytest.mark.parametrize("option", ["--lr", "--gamma", "--momentum", "--weight-decay"])
 @pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
 def test_cli_non_finite_rates_are_usage_errors(option, value, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("captum_3dcam.recognition.training_data", _never)
+    monkeypatch.setattr("captum_3dcam.training.recognition.training_data", _never)
     with pytest.raises(SystemExit) as exc:
         cli.main(["train", "--out", str(tmp_path / "o"), f"{option}={value}"])
     assert exc.value.code == 2
@@ -599,7 +600,7 @@ def test_an_unfinished_or_unreadable_cache_is_trained_to_the_end(case, finished_
 def test_explain_with_an_unfinished_cache_is_one_line(finished_small, tmp_path, capsys):
     pytest.importorskip("av")
     from captum_3dcam.datasets import SyntheticActions
-    from captum_3dcam.video import save_mp4
+    from captum_3dcam.video.io import save_mp4
 
     _cache_like(finished_small, _unfinished, default_small_checkpoint())
     clip = SyntheticActions(1, "test", seed=3, clips_per_video=2, size=(32, 32))[0][0]

@@ -13,16 +13,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from captum_3dcam.confidence import average_drop, confidence_scores, increase_in_confidence, random_attribution
+from captum_3dcam.metrics.confidence import average_drop, confidence_scores, increase_in_confidence, random_attribution
 from captum_3dcam.errors import Captum3DCamError
-from captum_3dcam.faithfulness import (curve_auc, deletion_auc, deletion_curve, deletion_insertion_curves,
-                                       insertion_auc, insertion_curve)
-from captum_3dcam.imputation import baseline_clip, gaussian_blur3d, noisy_linear_imputation
-from captum_3dcam.localization import attribution_to_boxes, attribution_to_regions, otsu_thresholds, threshold_masks
-from captum_3dcam.metrics import LocalizationMeter, box_iou, hit_rate, iou_accuracy, pointing_game
-from captum_3dcam.preprocess import centre_frame_indices, frames_to_clip
-from captum_3dcam.tubes import attention_to_segments, attribution_to_tubes, link_tube, temporal_attention
-from captum_3dcam.video import count_frames, iter_frames, read_frames, read_video, save_gif, save_mp4
+from captum_3dcam.metrics.faithfulness import (
+    curve_auc,
+    deletion_auc,
+    deletion_curve,
+    deletion_insertion_curves,
+    insertion_auc,
+    insertion_curve,
+)
+from captum_3dcam.metrics.imputation import baseline_clip, gaussian_blur3d, noisy_linear_imputation
+from captum_3dcam.localization.boxes import (
+    attribution_to_boxes,
+    attribution_to_regions,
+    otsu_thresholds,
+    threshold_masks,
+)
+from captum_3dcam.metrics.localization import LocalizationMeter, box_iou, hit_rate, iou_accuracy, pointing_game
+from captum_3dcam.video.preprocess import centre_frame_indices, frames_to_clip
+from captum_3dcam.localization.tubes import attention_to_segments, attribution_to_tubes, link_tube, temporal_attention
+from captum_3dcam.video.io import count_frames, iter_frames, read_frames, read_video, save_gif, save_mp4
 
 NAN, INF = float("nan"), float("inf")
 

@@ -237,7 +237,8 @@ def test_matches_deepmind_flax_model(i3d):
     ],
 )
 def test_kinetics_predictions_on_real_clips(i3d, shared_data, clip, expected):
-    from captum_3dcam.video import preprocess_i3d, read_video
+    from captum_3dcam.video.preprocess import preprocess_i3d
+    from captum_3dcam.video.io import read_video
 
     x, _ = preprocess_i3d(read_video(shared_data / clip), num_frames=64)
     assert tuple(x.shape) == (1, 3, 64, 224, 224) and -1 <= x.min() and x.max() <= 1
@@ -253,7 +254,8 @@ def test_kinetics_predictions_on_real_clips(i3d, shared_data, clip, expected):
 @pytest.mark.data
 def test_3dcam_on_i3d_maps_back_to_the_basketball_frames(i3d, shared_data):
     from captum_3dcam import GlobalLocal3DCam
-    from captum_3dcam.video import preprocess_i3d, read_video
+    from captum_3dcam.video.preprocess import preprocess_i3d
+    from captum_3dcam.video.io import read_video
 
     frames = read_video(shared_data / "ucf101_24" / "v_Basketball_g01_c01.avi")
     assert tuple(frames.shape) == (141, 240, 320, 3)

@@ -6,17 +6,8 @@ import torch
 
 pytest.importorskip("scipy")
 
-from captum_3dcam.localization import (  # noqa: E402
-    attention_to_segments,
-    attribution_to_boxes,
-    attribution_to_regions,
-    attribution_to_tubes,
-    link_tube,
-    mask_to_segments,
-    otsu_thresholds,
-    temporal_attention,
-    threshold_masks,
-)
+from captum_3dcam.localization.tubes import attention_to_segments, attribution_to_tubes, link_tube, mask_to_segments, temporal_attention
+from captum_3dcam.localization.boxes import attribution_to_boxes, attribution_to_regions, otsu_thresholds, threshold_masks
 
 NAN = float("nan")
 
@@ -323,7 +314,7 @@ def test_load_gttubes_bad_files(tmp_path):
 
 
 def test_evaluate_methods_smoke():
-    pytest.importorskip("captum_3dcam.attribution")
+    pytest.importorskip("captum_3dcam.attr.attribution")
     from captum_3dcam.models import Small3DCNN
 
     bench = _benchmark_module()
@@ -351,10 +342,10 @@ def test_evaluate_methods_in_sliding_windows_stitches_each_window_map():
     the maps averaged back onto the frames -- checked against the same steps written by hand."""
     from captum_3dcam import GlobalLocal3DCam
     from captum_3dcam.evaluation import evaluate_methods
-    from captum_3dcam.localization import attribution_to_boxes
-    from captum_3dcam.metrics import box_iou, pointing_game
+    from captum_3dcam.localization.boxes import attribution_to_boxes
+    from captum_3dcam.metrics.localization import box_iou, pointing_game
     from captum_3dcam.models import Small3DCNN
-    from captum_3dcam.windows import sliding_windows, stitch_windows
+    from captum_3dcam.video.windows import sliding_windows, stitch_windows
 
     torch.manual_seed(0)
     model = Small3DCNN(num_classes=3).eval()
@@ -381,8 +372,8 @@ def test_evaluate_methods_in_sliding_windows_stitches_each_window_map():
 
 
 def test_localize_gate_removes_a_pedestal_the_paper_preset_boxes_whole():
-    from captum_3dcam.layer_rules import gate_fusion
-    from captum_3dcam.presets import LOCALIZE, PAPER
+    from captum_3dcam.attr.rules import gate_fusion
+    from captum_3dcam.attr.presets import LOCALIZE, PAPER
 
     m = torch.full((1, 1, 2, 12, 16), 0.7)  # a deep network's floor: 0.7 of the max everywhere
     m[..., 3:7, 4:10] = 1.0
@@ -399,7 +390,7 @@ def test_evaluate_methods_range_boxes_see_only_the_crop_the_model_saw():
     the range the box is the peak; the zeros outside the crop must not become the frame's minimum."""
     from captum_3dcam.evaluation import evaluate_methods
     from captum_3dcam.evaluation.methods import Method
-    from captum_3dcam.preprocess import preprocess_clip
+    from captum_3dcam.video.preprocess import preprocess_clip
 
     clip, geometry = preprocess_clip(torch.zeros(4, 16, 24, 3), short_side=16, crop_size=16, scale=1,
                                      mean=(0,) * 3, std=(1,) * 3)

@@ -13,9 +13,11 @@ from captum_3dcam.datasets import (JHMDB, UCF101_24, ActDetectorGT, VideoClipDat
 from captum_3dcam.models import load_hara_checkpoint, resnext3d, resnext3d_from_checkpoint
 from captum_3dcam.models.i3d import i3d_kinetics400
 from captum_3dcam.models.small import Small3DCNN
-from captum_3dcam.models.small_recipe import load_or_train_small_model, load_small_checkpoint, train_small_model
-from captum_3dcam.training import load_checkpoint, save_checkpoint
-from captum_3dcam.video import count_frames, read_frames, read_video, save_gif, save_mp4, save_video, video_fps
+from captum_3dcam.training.small_recipe import load_or_train_small_model, train_small_model
+from captum_3dcam.models.small_checkpoint import load_small_checkpoint
+from captum_3dcam.models.train_checkpoint import load_checkpoint
+from captum_3dcam.training.loop import save_checkpoint
+from captum_3dcam.video.io import count_frames, read_frames, read_video, save_gif, save_mp4, save_video, video_fps
 
 from test_invariants import assert_unchanged, snapshot
 
@@ -163,13 +165,13 @@ def _video(tmp):
 
 
 def _explain(video, **kwargs):
-    from captum_3dcam.explain import explain_video
+    from captum_3dcam.apps.explain import explain_video
 
     return explain_video(video, "small-synthetic", progress=False, **kwargs)
 
 
 def _demo(**kwargs):
-    from captum_3dcam.demo import run_demo
+    from captum_3dcam.apps.demo import run_demo
 
     return run_demo(quick=True, progress=False, **kwargs)
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from captum_3dcam.metrics import (
+from captum_3dcam.metrics.localization import (
     LocalizationMeter,
     box_iou,
     check_boxes,
@@ -229,7 +229,7 @@ def test_property_pointing_and_iou_never_crash(t, h, w, seed):
     gt[torch.rand(2, t, generator=g) < 0.3] = NAN
     hits = pointing_game(maps, gt)
     assert not (hits & torch.isnan(gt).any(-1)).any()
-    from captum_3dcam.localization import attribution_to_boxes
+    from captum_3dcam.localization.boxes import attribution_to_boxes
 
     pytest.importorskip("scipy")
     iou = box_iou(attribution_to_boxes(maps), gt)

@@ -18,7 +18,6 @@ import torch
 
 import captum_3dcam
 from captum_3dcam import cli
-from captum_3dcam.models import QUICK_RECIPE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,19 +28,10 @@ def _isolated_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def small_checkpoint(tmp_path_factory):
-    from captum_3dcam.models import train_small_model
-
-    path = tmp_path_factory.mktemp("model") / "small.pt"
-    train_small_model(path, progress=False, **QUICK_RECIPE)
-    return path
-
-
-@pytest.fixture(scope="module")
 def synthetic_video(tmp_path_factory):
     pytest.importorskip("av")
     from captum_3dcam.datasets import SyntheticActions
-    from captum_3dcam.video import save_mp4
+    from captum_3dcam.video.io import save_mp4
 
     ds = SyntheticActions(1, "test", seed=3, clips_per_video=3, size=(48, 80))
     clip = torch.cat([ds[i][0] for i in range(3)], dim=1)[:, :40]
@@ -133,7 +123,7 @@ def _labels(fig):
 
 def test_columns_show_true_frame_numbers_and_empty_rows_say_so():
     pytest.importorskip("matplotlib")
-    from captum_3dcam.figures import EMPTY_MAP_NOTE, plot_overlay_rows
+    from captum_3dcam.viz.figures import EMPTY_MAP_NOTE, plot_overlay_rows
 
     video = torch.rand(3, 4, 16, 16)  # one clip (C, T, H, W)
     maps = {"good": torch.rand(4, 16, 16), "dead": torch.zeros(4, 16, 16), "negative": -torch.rand(4, 16, 16)}
@@ -152,8 +142,8 @@ def test_columns_show_true_frame_numbers_and_empty_rows_say_so():
 
 
 def test_describe_attribution_names_the_preset_or_the_rule():
-    from captum_3dcam.figures import describe_attribution
-    from captum_3dcam.presets import LOCALIZE
+    from captum_3dcam.viz.figures import describe_attribution
+    from captum_3dcam.attr.presets import LOCALIZE
 
     assert describe_attribution("3dcam", "sum", True, layers=["conv1", "conv2"]) == \
         "PAPER preset (rule 3dcam, sum) over conv1, conv2"
@@ -165,7 +155,7 @@ def test_describe_attribution_names_the_preset_or_the_rule():
 
 def test_demo_explains_why_a_layer_map_is_empty():
     from captum_3dcam import GlobalLocal3DCam
-    from captum_3dcam.demo import _empty_layer_notes
+    from captum_3dcam.apps.demo import _empty_layer_notes
     from captum_3dcam.models import Small3DCNN, default_layer_names, default_layers
 
     torch.manual_seed(0)
@@ -182,8 +172,8 @@ def test_demo_explains_why_a_layer_map_is_empty():
 
 def test_demo_figures_name_the_target_and_the_preset(small_checkpoint, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    import captum_3dcam.figures as figures
-    from captum_3dcam.demo import run_demo
+    import captum_3dcam.viz.figures as figures
+    from captum_3dcam.apps.demo import run_demo
 
     titles = []
     real = figures.save_figure
@@ -205,7 +195,7 @@ def test_demo_figures_name_the_target_and_the_preset(small_checkpoint, tmp_path,
 # explain: windows in batches (what fills a GPU), true frame numbers in frames.png
 # ---------------------------------------------------------------------------------------------
 def test_explain_batches_of_windows_give_the_same_maps(small_checkpoint, synthetic_video):
-    from captum_3dcam.explain import explain_video
+    from captum_3dcam.apps.explain import explain_video
 
     one = explain_video(synthetic_video, "small-synthetic", checkpoint=small_checkpoint, clip_len=16, stride=8,
                         progress=False)
@@ -222,7 +212,7 @@ def test_explain_batches_of_windows_give_the_same_maps(small_checkpoint, synthet
 def test_explain_frames_png_is_labelled_with_true_frames(small_checkpoint, synthetic_video, tmp_path, monkeypatch,
                                                          capsys):
     pytest.importorskip("matplotlib")
-    import captum_3dcam.explain as explain
+    import captum_3dcam.apps.explain as explain
 
     seen = {}
     real = explain.plot_overlay_rows
@@ -238,8 +228,8 @@ def test_explain_frames_png_is_labelled_with_true_frames(small_checkpoint, synth
             "--clip-len", "16", "--batch-size", "2", "--no-gif", "--no-mp4", "--out", str(tmp_path / "o"), "-q"]
     assert cli.main(argv) == 0
     assert seen["columns"] == [f"t={t}" for t in (0, 6, 11, 17, 22, 28, 33, 39)]  # 40 frames, not t=0..7
-    from captum_3dcam.figures import describe_attribution
-    from captum_3dcam.presets import LOCALIZE
+    from captum_3dcam.viz.figures import describe_attribution
+    from captum_3dcam.attr.presets import LOCALIZE
 
     assert "target" in seen["title"] and describe_attribution(**LOCALIZE["attribute"]) in seen["title"]
     printed = capsys.readouterr()

@@ -7,9 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from captum_3dcam.metrics import (LocalizationMeter, box_iou, check_boxes, hit_rate, iou_accuracy, pointing_game,
-                                  temporal_iou)
-from captum_3dcam.preprocess import frames_to_clip, preprocess_clip, preprocess_i3d, preprocess_resnext
+from captum_3dcam.metrics.localization import (
+    LocalizationMeter,
+    box_iou,
+    check_boxes,
+    hit_rate,
+    iou_accuracy,
+    pointing_game,
+    temporal_iou,
+)
+from captum_3dcam.video.preprocess import frames_to_clip, preprocess_clip, preprocess_i3d, preprocess_resnext
 
 NAN = float("nan")
 BIG = 2**24  # float32 holds every integer up to here, not beyond
@@ -106,7 +113,7 @@ def test_temporal_iou_refuses_reversed_segments():
 # ------------------------------------------------------------------ localization dtypes
 def test_boxes_of_bfloat16_maps_are_exact_float32():
     pytest.importorskip("scipy")
-    from captum_3dcam.localization import attribution_to_boxes, attribution_to_regions
+    from captum_3dcam.localization.boxes import attribution_to_boxes, attribution_to_regions
 
     maps = torch.zeros(1, 1, 1, 4, 320, dtype=torch.bfloat16)
     maps[..., 1:3, 257:301] = 1.0  # bfloat16 cannot hold 257 or 301
@@ -118,8 +125,8 @@ def test_boxes_of_bfloat16_maps_are_exact_float32():
 
 def test_region_masses_and_temporal_curve_of_float16_maps_do_not_overflow():
     pytest.importorskip("scipy")
-    from captum_3dcam.localization import attribution_to_regions
-    from captum_3dcam.tubes import attribution_to_tubes, temporal_attention
+    from captum_3dcam.localization.boxes import attribution_to_regions
+    from captum_3dcam.localization.tubes import attribution_to_tubes, temporal_attention
 
     maps = torch.ones(1, 1, 2, 300, 300, dtype=torch.float16)  # 90000 pixels of 1: above float16's max
     mass = attribution_to_regions(maps)[0][0].masses
@@ -131,7 +138,7 @@ def test_region_masses_and_temporal_curve_of_float16_maps_do_not_overflow():
 
 def test_otsu_is_exact_in_float16_and_constant_frames_keep_the_whole_frame():
     pytest.importorskip("scipy")
-    from captum_3dcam.localization import attribution_to_boxes, otsu_thresholds
+    from captum_3dcam.localization.boxes import attribution_to_boxes, otsu_thresholds
 
     torch.manual_seed(0)
     maps = torch.rand(1, 1, 1, 100, 100) ** 3  # 10,000 pixels: float16 counts are not exact above 2048

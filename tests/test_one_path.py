@@ -17,7 +17,7 @@ pytest.importorskip("scipy")
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
-    from captum_3dcam.video import save_mp4
+    from captum_3dcam.video.io import save_mp4
 
     clip, _, _ = SyntheticActions(1, "val", seed=3, size=(64, 80))[0]
     frames = SyntheticActions.to_rgb(clip)  # (T, H, W, 3) uint8, wider than the 64 x 64 crop
@@ -27,8 +27,8 @@ def video(tmp_path_factory):
 def test_readme_path_explain_evaluate_and_streaming_give_the_same_boxes(video, small_checkpoint):
     from captum_3dcam.evaluation import evaluate_methods
     from captum_3dcam.evaluation.dataset_run import explain_clip
-    from captum_3dcam.explain import explain_video
-    from captum_3dcam.video import read_video
+    from captum_3dcam.apps.explain import explain_video
+    from captum_3dcam.video.io import read_video
 
     preset = get_preset("localize")
     spec = get_model_spec("small-synthetic")
@@ -53,10 +53,10 @@ def test_readme_path_explain_evaluate_and_streaming_give_the_same_boxes(video, s
 
 
 def test_every_entry_point_defaults_to_localize():
-    from captum_3dcam.demo import run_demo
+    from captum_3dcam.apps.demo import run_demo
     from captum_3dcam.evaluation import run_evaluate
     from captum_3dcam.evaluation.dataset_run import run_explain_dataset
-    from captum_3dcam.explain import explain_video
+    from captum_3dcam.apps.explain import explain_video
 
     assert inspect.signature(run_demo).parameters["preset"].default == "localize"
     assert inspect.signature(run_evaluate).parameters["preset"].default == "localize"

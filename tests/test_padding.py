@@ -5,9 +5,9 @@ import torch
 
 from captum_3dcam import GlobalLocal3DCam
 from captum_3dcam.models import Small3DCNN
-from captum_3dcam.padding import crop_time, pad_time
-from captum_3dcam.upsample import upsample_to
-from captum_3dcam.windows import stitch_windows, window_taper
+from captum_3dcam.attr.padding import crop_time, pad_time
+from captum_3dcam.attr.upsample import upsample_to
+from captum_3dcam.video.windows import stitch_windows, window_taper
 
 from _models import seeded
 

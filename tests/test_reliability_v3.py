@@ -10,7 +10,8 @@ import errno
 import pytest
 import torch
 
-from captum_3dcam import cli, ddp
+from captum_3dcam import cli
+from captum_3dcam._utils import write_atomic
 from captum_3dcam.cli._common import run_command
 from captum_3dcam.errors import Captum3DCamError
 from captum_3dcam.models import registry
@@ -35,7 +36,7 @@ def weights_never_load(monkeypatch):
 
 @pytest.fixture(scope="module")
 def tiny_video(tmp_path_factory):
-    from captum_3dcam.video import save_mp4
+    from captum_3dcam.video.io import save_mp4
 
     path = tmp_path_factory.mktemp("video") / "tiny.mp4"
     save_mp4(torch.randint(0, 255, (12, 32, 32, 3), dtype=torch.uint8), path, fps=8)
@@ -123,7 +124,7 @@ def test_a_full_disk_leaves_neither_half_a_file_nor_a_temporary(tmp_path, monkey
 
     monkeypatch.setattr(type(target), "write_text", full)
     with pytest.raises(OSError):
-        ddp.write_atomic(target, "new")
+        write_atomic(target, "new")
     monkeypatch.undo()
     assert target.read_text() == "old, complete"
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.json"]
@@ -146,3 +147,10 @@ def test_check_layer_names_needs_no_weights():
         registry.check_layer_names(registry.MODELS["i3d-kinetics400"], ["Mixed_5c", "Mixed_9z"])
     registry.check_layer_names(registry.MODELS["i3d-kinetics400"], ["Mixed_5c", "backbone.Mixed_4f", "gates.0"])
     registry.check_layer_names(registry.MODELS["resnext101"], ["anything"])  # no skeleton: checked once loaded
+
+
+def test_the_rules_of_explain_are_the_library_rules():
+    from captum_3dcam.attr.rules import LAYER_RULES
+    from captum_3dcam.cli.explain import RULES
+
+    assert RULES == tuple(LAYER_RULES)

@@ -245,7 +245,7 @@ def test_plain_ids_unchanged():
 
 @pytest.fixture(scope="module")
 def colliding_folder(tmp_path_factory):
-    from captum_3dcam.video import save_mp4
+    from captum_3dcam.video.io import save_mp4
 
     root = tmp_path_factory.mktemp("colliding") / "data"
     g = torch.Generator().manual_seed(0)

@@ -22,9 +22,9 @@ from captum_3dcam.datasets import (JHMDB, UCF101_24, ActDetectorGT, load_act_det
 from captum_3dcam.models import UnsafeCheckpointError, load_hara_checkpoint, resnext3d, resnext3d_from_checkpoint
 from captum_3dcam.models.checkpoints import read_torch_checkpoint
 from captum_3dcam.models.i3d import i3d_kinetics400
-from captum_3dcam.models.small_recipe import load_small_checkpoint
-from captum_3dcam.training import load_checkpoint
-from captum_3dcam.video import save_mp4
+from captum_3dcam.models.small_checkpoint import load_small_checkpoint
+from captum_3dcam.models.train_checkpoint import load_checkpoint
+from captum_3dcam.video.io import save_mp4
 
 REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN_ADVICE = ("weights_only=False", "weights_only` set to `False", "weights_only set to False")

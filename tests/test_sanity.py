@@ -5,7 +5,7 @@ from torch import nn
 
 pytest.importorskip("scipy")
 
-from captum_3dcam.sanity import (  # noqa: E402
+from captum_3dcam.metrics.sanity import (
     cascading_randomization,
     default_randomization_order,
     spearman_rank_correlation,
@@ -126,7 +126,7 @@ def test_bad_arguments():
 
 def test_sanity_table_has_a_row_per_rule_and_preset_and_gradcam():
     from captum_3dcam.evaluation import sanity_table
-    from captum_3dcam.layer_rules import LAYER_RULES
+    from captum_3dcam.attr.rules import LAYER_RULES
     from captum_3dcam.models import Small3DCNN
 
     torch.manual_seed(0)

@@ -46,7 +46,7 @@ def _frames(t=20, h=90, w=120, seed=0):
 
 def _write_video(path, t=24, h=48, w=80):
     pytest.importorskip("av")
-    from captum_3dcam.video import save_mp4
+    from captum_3dcam.video.io import save_mp4
 
     save_mp4(_frames(t, h, w), path, fps=8)
     return path
@@ -56,7 +56,7 @@ def _write_video(path, t=24, h=48, w=80):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_torchvision_preprocess_is_the_weights_own_transforms(arch):
     from captum_3dcam.models.torchvision_video import torchvision_weights
-    from captum_3dcam.preprocess import preprocess_torchvision
+    from captum_3dcam.video.preprocess import preprocess_torchvision
 
     transform = torchvision_weights(arch).transforms()
     frames = _frames(40)  # > 32: two chunks
@@ -71,7 +71,7 @@ def test_torchvision_preprocess_is_the_weights_own_transforms(arch):
 def test_torchvision_geometry_finds_the_crop_torchvision_takes():
     """Frames already at resize_size (no resampling) whose pixels encode their column and row."""
     from captum_3dcam.models.torchvision_video import torchvision_transforms
-    from captum_3dcam.preprocess import preprocess_torchvision
+    from captum_3dcam.video.preprocess import preprocess_torchvision
 
     transform = torchvision_transforms("r3d_18")  # resize (128, 171), crop 112: offsets (30, 8)
     hr, wr = transform.resize_size

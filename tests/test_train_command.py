@@ -1,4 +1,4 @@
-"""``captum-3dcam train`` / :func:`captum_3dcam.recognition.run_train`: argument errors, the files,
+"""``captum-3dcam train`` / :func:`captum_3dcam.training.recognition.run_train`: argument errors, the files,
 exact resume (also after kill -9), the train -> explain round trip, frozen backbones, new heads,
 folder datasets, bfloat16."""
 import json
@@ -14,11 +14,11 @@ import torch
 
 from captum_3dcam import cli
 from captum_3dcam.errors import Captum3DCamError
-from captum_3dcam.gating import LayerwiseGatedClassifier
+from captum_3dcam.models.gating import LayerwiseGatedClassifier
 from captum_3dcam.models.registry import load_model, resolve_model_layers
 from captum_3dcam.models.trained import ARCHITECTURES, HeadOnly, build_classifier, gate_layer_names, replace_head
-from captum_3dcam.recognition import pretrained_backbone, run_train
-from captum_3dcam.training import load_checkpoint
+from captum_3dcam.training.recognition import pretrained_backbone, run_train
+from captum_3dcam.models.train_checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(train_videos=10, test_videos=3, clip_len=8, batch_size=4, progress=False, device="cpu")
@@ -188,7 +188,7 @@ def test_train_then_explain_a_video(gated_run, tmp_path):
     pytest.importorskip("av")
     pytest.importorskip("matplotlib")
     pytest.importorskip("scipy")
-    from captum_3dcam import visualization as viz
+    from captum_3dcam import viz
     from captum_3dcam.datasets import SyntheticActions
 
     ds = SyntheticActions(1, "test", seed=3, clips_per_video=2, clip_len=8)
@@ -294,7 +294,17 @@ def test_folder_dataset_class_subfolders(tmp_path):
     assert load_model("small", tmp_path / "run" / "checkpoint.pt").labels == ("clap", "wave")
 
 
-def test_bfloat16_autocast_trains(tmp_path):
+@pytest.fixture()
+def one_thread():
+    """One CPU thread: bfloat16 autocast on a loaded 2-core machine once gave non-finite weights at lr
+    0.001 in a full run (not reproduced alone or in 4 repeats): the run's numbers, not the threads', are tested."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bfloat16_autocast_trains(tmp_path, one_thread):
     result = run_train("synthetic", out=tmp_path, model="small", gates="last", epochs=1, dtype="bfloat16",
                        **{**TINY, "train_videos": 4, "test_videos": 2})
     assert result["history"][0]["train_loss"] > 0

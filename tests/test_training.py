@@ -5,11 +5,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-import captum_3dcam.models.small_recipe as small_recipe
+import captum_3dcam.training.small_recipe as small_recipe
 from captum_3dcam.datasets import SyntheticActions
 from captum_3dcam.models.small import Small3DCNN
-from captum_3dcam.models.small_recipe import load_or_train_small_model, train_small_model
-from captum_3dcam.training import TrainConfig, evaluate, load_checkpoint, save_checkpoint, train, video_ids_of
+from captum_3dcam.training.small_recipe import load_or_train_small_model, train_small_model
+from captum_3dcam.training.loop import TrainConfig, evaluate, save_checkpoint, train, video_ids_of
+from captum_3dcam.models.train_checkpoint import load_checkpoint
 
 
 class LogitsDataset(Dataset):

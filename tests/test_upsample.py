@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from captum_3dcam.upsample import normalize_max, upsample_to
+from captum_3dcam.attr.upsample import normalize_max, upsample_to
 
 
 def test_upsample_hand_computed_linear_along_width():

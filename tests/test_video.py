@@ -5,16 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from captum_3dcam.video import (
-    ACTIVITYNET_MEAN,
-    apply_sliding_windows,
-    preprocess_clip,
-    preprocess_i3d,
-    preprocess_resnext,
-    read_video,
-    sliding_windows,
-    stitch_windows,
-)
+from captum_3dcam.video.preprocess import ACTIVITYNET_MEAN, preprocess_clip, preprocess_i3d, preprocess_resnext
+from captum_3dcam.video.windows import apply_sliding_windows, sliding_windows, stitch_windows
+from captum_3dcam.video.io import read_video
 
 av = pytest.importorskip("av")
 
@@ -143,7 +136,7 @@ def test_maps_to_frame_is_zero_outside_the_crop():
 
 
 def test_maps_to_frame_outside_value_or_each_frames_minimum():
-    from captum_3dcam.localization import attribution_to_boxes
+    from captum_3dcam.localization.boxes import attribution_to_boxes
 
     _, geo = preprocess_i3d(torch.zeros(9, 240, 320, 3, dtype=torch.uint8))
     maps = torch.full((1, 1, 9, 224, 224), 0.7)  # a floor of 0.7 under a peak of 1.0

@@ -1,4 +1,4 @@
-"""Tests of captum_3dcam.visualization: frames, colours, boxes, GIF/MP4 and the figures."""
+"""Tests of captum_3dcam.viz: frames, colours, boxes, GIF/MP4 and the figures."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 
 pytest.importorskip("matplotlib")
 
-from captum_3dcam import visualization as V  # noqa: E402
+from captum_3dcam import viz as V  # noqa: E402
 
 NAN = float("nan")
 

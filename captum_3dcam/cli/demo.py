@@ -1,4 +1,4 @@
-"""``captum-3dcam demo``: the embedded synthetic default, end to end (:func:`captum_3dcam.demo.run_demo`)."""
+"""``captum-3dcam demo``: the embedded synthetic default, end to end (:func:`captum_3dcam.apps.demo.run_demo`)."""
 from ._common import add_command, fraction, positive_int, seed
 
 NAME = "demo"
@@ -26,7 +26,7 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     """Run the demo; its report and figures go to ``--out``."""
-    from ..demo import run_demo
+    from ..apps.demo import run_demo
 
     result = run_demo(args.out, checkpoint=args.checkpoint, retrain=args.retrain, quick=args.quick,
              test_videos=args.test_videos, threshold=args.threshold, preset=args.preset,

@@ -2,6 +2,7 @@
 (:func:`captum_3dcam.evaluation.run_evaluate`)."""
 from pathlib import Path
 
+from ..datasets import NAMES
 from ..errors import Captum3DCamError
 from ..models.registry import MODELS
 from ._common import add_command, fraction, positive_int, seed
@@ -11,13 +12,11 @@ NAME = "evaluate"
 
 def add_parser(subparsers):
     """Register ``evaluate`` and its options."""
-    from ..evaluation import DATASETS
-
     p = add_command(
         subparsers, NAME, help="localization tables (pointing game, IoU accuracy, Acc2)",
         description="Weakly-supervised localization of 3DCam vs GradCAM on a dataset with per-frame boxes "
                     "(the paper's Tables 3-5), by captum_3dcam.evaluation.")
-    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--dataset", required=True, choices=NAMES[:3])
     p.add_argument("--root", help="dataset folder (jhmdb, ucf101-24)")
     p.add_argument("--annotations", help="act-detector *-GT.pkl or pyannot.pkl (required for ucf101-24)")
     p.add_argument("--split", default="test", choices=("train", "test", "all"), help="real datasets (default: test)")

@@ -1,12 +1,14 @@
-"""``captum-3dcam explain VIDEO``: one video file of any length (:func:`captum_3dcam.explain.explain_video`)."""
+"""``captum-3dcam explain VIDEO``: one video file of any length (:func:`captum_3dcam.apps.explain.explain_video`)."""
 from pathlib import Path
 
-from ..layer_rules import LAYER_RULES
 from ..models.registry import MODELS
-from ..presets import PRESETS
+from ..attr.presets import PRESETS
 from ._common import add_command, fraction, positive_int
 
 NAME = "explain"
+#: The rules of ``--rule``: the keys of :data:`captum_3dcam.attr.rules.LAYER_RULES` (a test holds them equal;
+#: named here so that ``--help`` needs no torch).
+RULES = ("3dcam", "gradcam", "gradcam++", "xgradcam", "layercam")
 
 
 def add_parser(subparsers):
@@ -24,9 +26,9 @@ def add_parser(subparsers):
     p.add_argument("--layers", nargs="+", metavar="NAME",
                    help="layers to aggregate, e.g. Mixed_4f Mixed_5c (default: the model's preset)")
     p.add_argument("--preset", default="localize", choices=tuple(PRESETS),
-                   help="rule, layer normalization and box configuration of captum_3dcam.presets (default: "
+                   help="rule, layer normalization and box configuration of captum_3dcam.attr.presets (default: "
                         "%(default)s; paper = the paper's eq. 1-3 and 0.5 threshold)")
-    p.add_argument("--rule", choices=tuple(LAYER_RULES), help="per-layer rule (default: the preset's)")
+    p.add_argument("--rule", choices=RULES, help="per-layer rule (default: the preset's)")
     p.add_argument("--aggregation", choices=("sum", "mean", "max"), help="how layer maps combine (default: the preset's)")
     p.add_argument("--counterfactual", action="store_true", help="explain what argues against the class (eq. 4)")
     p.add_argument("--target", help="class index or name to explain (default: the video's top class)")
@@ -46,7 +48,7 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     """Explain ``args.video``; print the top-5 classes, the segments and the files written."""
-    from ..explain import explain_video
+    from ..apps.explain import explain_video
 
     out = args.out if args.out is not None else Path(f"{Path(args.video).stem}-3dcam")  # "" is refused, not the default
     result = explain_video(

@@ -1,6 +1,7 @@
 """``captum-3dcam explain-dataset``: every video of a dataset explained into files, resumable, under torchrun
 too (:func:`captum_3dcam.evaluation.dataset_run.run_explain_dataset`)."""
 
+from ..datasets import NAMES
 from ..models.registry import MODELS
 from ._common import add_command, non_negative_int, positive_int, seed
 
@@ -9,8 +10,6 @@ NAME = "explain-dataset"
 
 def add_parser(subparsers):
     """Register ``explain-dataset`` and its options."""
-    from ..evaluation.dataset_run import DATASETS, DTYPES
-
     p = add_command(
         subparsers, NAME, help="explain every video of a dataset (per-video boxes, metrics); resumable; torchrun",
         description="Explain every video of a dataset with 3DCam in sliding windows and write OUT/videos/<video>.json "
@@ -21,7 +20,7 @@ def add_parser(subparsers):
                     "frames, classes, fields, settings, maps) and redone, with a line saying why, when it does not "
                     "match. Under `torchrun --nproc_per_node=N -m captum_3dcam "
                     "explain-dataset ...` each rank explains its share of the videos; rank 0 writes the summary.")
-    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--dataset", required=True, choices=NAMES)
     p.add_argument("--root", help="dataset folder (jhmdb, ucf101-24; folder: ROOT/test/<class>/<video> or "
                                   "ROOT/<class>/<video>)")
     p.add_argument("--annotations", help="jhmdb: JHMDB-GT.pkl (optional); ucf101-24: UCF101v2-GT.pkl or pyannot.pkl")
@@ -36,7 +35,7 @@ def add_parser(subparsers):
     p.add_argument("--stride", type=positive_int, help="window step in frames (default: half the window)")
     p.add_argument("--limit", type=positive_int, help="only the first N videos of the split (fixed order)")
     p.add_argument("--save-maps", action="store_true", help="also write OUT/maps/<video>.npz (float16 maps)")
-    p.add_argument("--dtype", default="float32", choices=DTYPES,
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                    help="bfloat16: the passes under torch.autocast (default: %(default)s)")
     p.add_argument("--workers", type=non_negative_int,
                    help="DataLoader workers reading annotations ahead per rank (default: 2; synthetic: 0)")

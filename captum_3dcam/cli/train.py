@@ -1,9 +1,9 @@
 """``captum-3dcam train``: an action recognizer (optionally gated) on a dataset, resumable, under
-torchrun too (:func:`captum_3dcam.recognition.run_train`)."""
+torchrun too (:func:`captum_3dcam.training.recognition.run_train`)."""
 import argparse
 import math
 
-from ..recognition import DATASETS
+from ..datasets import NAMES as DATASETS
 from ._common import add_command, non_negative_int, positive_int, seed
 
 NAME = "train"
@@ -82,7 +82,7 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     """Train; print the final table (rank 0)."""
-    from ..recognition import run_train
+    from ..training.recognition import run_train
 
     result = run_train(
         args.dataset, out=args.out, root=args.root, annotations=args.annotations, split=args.split,

@@ -1,50 +1,33 @@
-"""Datasets that yield ``(clip, boxes, label)``: synthetic actions, JHMDB, UCF101-24.
-
-- :class:`SyntheticActions`: the embedded default, generated on the fly, no download.
-- :class:`JHMDB`, :class:`UCF101_24`: real videos (frame folders or video files via PyAV) with
-  per-frame boxes at the original resolution, from the act-detector ``*-GT.pkl`` files, JHMDB's
-  ``puppet_mask.mat`` or UCF101-24's corrected ``pyannot.pkl``.
-- :class:`VideoFolder`: a user's own videos, one subfolder per class (no boxes).
-
-Every dataset has ``classes`` (names, index = label) and ``video_ids`` (the video of each item,
-for video-wise accuracy). Boxes are ``(x1, y1, x2, y2)`` in pixel-edge coordinates, NaN rows
-where a frame has no box.
-
-Does not live here: decoding video files (:mod:`captum_3dcam.video`) and preprocessing for a model
-(:mod:`captum_3dcam.preprocess`).
+"""Datasets with per-frame boxes: SyntheticActions (and its difficulty sweep), JHMDB, UCF101-24 from
+the act-detector annotations, and a folder of videos by class.
 """
-from .act_detector import (ActDetectorGT, VideoAnnotation, VideoClipDataset, load_act_detector_gt,
-                           read_annotation_pickle, tubes_to_boxes)
-from .folder import VideoFolder, folder_classes
-from .jhmdb import JHMDB, JHMDB_CLASSES, boxes_from_masks, boxes_from_puppet_mask
-from .synthetic import DIFFICULTIES, MOTIONS, SYNTHETIC_CLASSES, SyntheticActions, SyntheticDifficulty
-from .ucf101_24 import UCF101_24, UCF101_24_CLASSES, load_pyannot, read_split_file
-from ..preprocess import frames_to_clip
-from ..video import count_frames, read_frames
+from .._lazy import lazy_exports
 
-__all__ = [
-    "SyntheticActions",
-    "VideoFolder",
-    "folder_classes",
-    "SyntheticDifficulty",
-    "SYNTHETIC_CLASSES",
-    "MOTIONS",
-    "DIFFICULTIES",
-    "JHMDB",
-    "JHMDB_CLASSES",
-    "boxes_from_puppet_mask",
-    "boxes_from_masks",
-    "UCF101_24",
-    "UCF101_24_CLASSES",
-    "load_pyannot",
-    "read_split_file",
-    "ActDetectorGT",
-    "VideoAnnotation",
-    "VideoClipDataset",
-    "load_act_detector_gt",
-    "read_annotation_pickle",
-    "tubes_to_boxes",
-    "read_frames",
-    "count_frames",
-    "frames_to_clip",
-]
+#: The datasets known by name (``--dataset``): the first three have per-frame boxes.
+NAMES = ("synthetic", "jhmdb", "ucf101-24", "folder")
+
+_EXPORTS = {
+    "VideoAnnotation": ".act_detector",
+    "ActDetectorGT": ".act_detector",
+    "load_act_detector_gt": ".act_detector",
+    "read_annotation_pickle": ".act_detector",
+    "tubes_to_boxes": ".act_detector",
+    "VideoClipDataset": ".act_detector",
+    "VideoFolder": ".folder",
+    "folder_classes": ".folder",
+    "JHMDB": ".jhmdb",
+    "JHMDB_CLASSES": ".jhmdb",
+    "boxes_from_puppet_mask": ".jhmdb",
+    "boxes_from_masks": ".jhmdb",
+    "SyntheticActions": ".synthetic",
+    "SyntheticDifficulty": ".synthetic",
+    "SYNTHETIC_CLASSES": ".synthetic",
+    "MOTIONS": ".synthetic",
+    "DIFFICULTIES": ".synthetic",
+    "UCF101_24": ".ucf101_24",
+    "UCF101_24_CLASSES": ".ucf101_24",
+    "load_pyannot": ".ucf101_24",
+    "read_split_file": ".ucf101_24",
+}
+__all__ = ["NAMES", *_EXPORTS]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

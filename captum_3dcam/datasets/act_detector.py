@@ -21,7 +21,7 @@ consecutive frames (non-overlapping by default, the paper's protocol) and yields
 actor is annotated), the video's label.
 
 Lives here: the act-detector GT reader and the clip dataset JHMDB and UCF101-24 share. Does not live
-here: the datasets' own folder layouts (:mod:`.jhmdb`, :mod:`.ucf101_24`) and decoding (:mod:`captum_3dcam.video`).
+here: the datasets' own folder layouts (:mod:`.jhmdb`, :mod:`.ucf101_24`) and decoding (:mod:`captum_3dcam.video.io`).
 """
 import pickle
 from dataclasses import dataclass, field
@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 from .._safe_load import UnsafePickleError, load_numpy_pickle
 from .._utils import as_path
-from ..video import VIDEO_EXTENSIONS, read_frames
+from ..video.io import VIDEO_EXTENSIONS, read_frames
 
 __all__ = [
     "VideoAnnotation",

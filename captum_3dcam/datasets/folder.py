@@ -12,13 +12,13 @@ video is cut into clips of ``clip_len`` frames like JHMDB's and UCF101-24's; the
 (NaN rows). The frames of each video are counted once at construction (decoding a video file).
 
 Lives here: :class:`VideoFolder` and :func:`folder_classes`. Does not live here: the clip machinery
-(:class:`~.act_detector.VideoClipDataset`), decoding (:mod:`captum_3dcam.video`).
+(:class:`~.act_detector.VideoClipDataset`), decoding (:mod:`captum_3dcam.video.io`).
 """
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Union
 
 from .._utils import as_path
-from ..video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, count_frames
+from ..video.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, count_frames
 from .act_detector import VideoAnnotation, VideoClipDataset
 
 __all__ = ["VideoFolder", "folder_classes"]

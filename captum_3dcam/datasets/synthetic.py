@@ -36,7 +36,8 @@ import torch
 from torch.utils.data import Dataset
 
 from .._utils import mask_to_boxes
-from .synthetic_difficulty import DIFFICULTIES, SyntheticDifficulty, _resolve_difficulty
+from ..video.preprocess import SYNTHETIC_MEAN, SYNTHETIC_STD
+from .synthetic_difficulty import DIFFICULTIES, SyntheticDifficulty, resolve_difficulty
 
 __all__ = ["SyntheticActions", "SyntheticDifficulty", "SYNTHETIC_CLASSES", "MOTIONS", "DIFFICULTIES"]
 
@@ -63,8 +64,7 @@ _SPLITS = {"train": 0, "test": 1, "val": 2}
 GENERATOR_VERSION = 2
 
 #: Intensity mapping of the clips: ``clip = (rgb - MEAN) / STD`` with ``rgb`` in ``[0, 1]``.
-MEAN = 0.5
-STD = 0.25
+MEAN, STD = SYNTHETIC_MEAN, SYNTHETIC_STD
 
 
 class SyntheticActions(Dataset):
@@ -148,7 +148,7 @@ class SyntheticActions(Dataset):
         self.clips_per_video = clips_per_video
         self.size = (int(size[0]), int(size[1]))
         self.num_classes = num_classes
-        self.config = _resolve_difficulty(difficulty, overrides)
+        self.config = resolve_difficulty(difficulty, overrides)
         self.classes: List[str] = classes[:num_classes]
         self.video_ids: List[int] = [i // clips_per_video for i in range(len(self))]
         self.labels: List[int] = [v % num_classes for v in self.video_ids]

@@ -81,7 +81,7 @@ DIFFICULTIES = {
 }
 
 
-def _resolve_difficulty(difficulty, overrides) -> SyntheticDifficulty:
+def resolve_difficulty(difficulty, overrides) -> SyntheticDifficulty:
     if isinstance(difficulty, str):
         if difficulty not in DIFFICULTIES:
             raise ValueError(

@@ -6,21 +6,21 @@
     summary["localization"]["pointing"]
 
 Per video (its boxes read by ``torch.utils.data.DataLoader`` workers), the frames stream through
-sliding windows (:func:`~captum_3dcam.streaming.explain_stream`: decoded and preprocessed a window
+sliding windows (:func:`~captum_3dcam.video.streaming.explain_stream`: decoded and preprocessed a window
 buffer at a time, the maps stitched in a rolling sum, memory flat in the length), each frame's box
 from the preset's thresholding back in the original frame's pixels as soon as no window is left for
 it; ``OUT/videos/<video_id>.json`` is written atomically (``--save-maps``: ``OUT/maps/<video_id>.npz``,
 float16, appended as the frames finish). Under torchrun every rank takes
 ``ctx.shard(videos)``; after a barrier rank 0 reads every video file and writes ``summary.json`` and
 ``localization.md`` (pointing game, IoU accuracy at 0/0.5/0.6, mean IoU, by
-:class:`~captum_3dcam.metrics.LocalizationMeter`). A rerun skips the videos whose files are what
+:class:`~captum_3dcam.metrics.localization.LocalizationMeter`). A rerun skips the videos whose files are what
 this run would write (:mod:`.resume`: nothing in ``OUT`` is trusted that this run did not write).
 
 Lives here: :func:`run_explain_dataset`, :func:`explain_clip` (one preprocessed video),
 :func:`dataset_videos` (a dataset by name as whole videos), :func:`dataset_model_spec` and
 :func:`load_dataset_model` (the model ``evaluate`` and ``explain-dataset`` use). Does not live here: the windows and the attribution
-(:mod:`captum_3dcam.windows`, :mod:`captum_3dcam.attribution`), the process group
-(:mod:`captum_3dcam.distributed`), the metrics (:mod:`captum_3dcam.metrics`), the command line
+(:mod:`captum_3dcam.video.windows`, :mod:`captum_3dcam.attr.attribution`), the process group
+(:mod:`captum_3dcam.training.distributed`), the metrics (:mod:`captum_3dcam.metrics.localization`), the command line
 (:mod:`captum_3dcam.cli.explain_dataset`).
 """
 import json
@@ -32,16 +32,16 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .. import ddp
-from .._utils import as_path, check_output_dir, log, progress_bar
-from ..distributed import init_distributed
+from .._utils import as_path, check_output_dir, log, progress_bar, write_atomic
+from ..training.distributed import init_distributed
+from ..datasets import NAMES
 from ..errors import Captum3DCamError
-from ..metrics import DEFAULT_IOU_THRESHOLDS, LocalizationMeter, box_iou, pointing_game
+from ..metrics.localization import DEFAULT_IOU_THRESHOLDS, LocalizationMeter, box_iou, pointing_game
 from ..models.registry import MODELS, ModelSpec, check_layer_names, get_model_spec, resolve_model_layers
-from ..preprocess import ClipGeometry
-from ..presets import get_preset
-from ..streaming import MapsWriter, explain_stream, frame_chunks
-from ..video import iter_frames
+from ..video.preprocess import ClipGeometry
+from ..attr.presets import get_preset
+from ..video.streaming import MapsWriter, explain_stream, frame_chunks
+from ..video.io import iter_frames
 from .resume import FIXED, expected_windows, fixed_settings, num_outputs, prepare_out, read_done, video_ids, videos_to_do
 from .tables import fmt
 
@@ -49,7 +49,7 @@ __all__ = ["DATASETS", "DTYPES", "run_explain_dataset", "explain_clip", "dataset
            "dataset_model_spec"]
 
 PathLike = Union[str, os.PathLike]
-DATASETS = ("synthetic", "jhmdb", "ucf101-24", "folder")
+DATASETS = NAMES
 DTYPES = ("float32", "bfloat16")
 _SMALL = ("small-synthetic", "small")
 _FIXED = FIXED  # the settings a resumed run must share with OUT (:data:`.resume.FIXED`)
@@ -72,7 +72,8 @@ def load_dataset_model(dataset: str, model: Optional[str], checkpoint: Optional[
 
     ``small-synthetic`` without a checkpoint is the demo's cached model (trained when missing).
     """
-    from ..models.small_recipe import default_small_checkpoint, load_or_train_small_model
+    from ..models.small_checkpoint import default_small_checkpoint
+    from ..training.small_recipe import load_or_train_small_model
 
     spec = dataset_model_spec(dataset, model, checkpoint)
     if spec.name == "small-synthetic" and checkpoint is None:
@@ -127,7 +128,7 @@ class _Videos(Dataset):
                 "label": int(self.data.annotations[name].label), "gt": self.data.clip_boxes(j).float() if gt else None}
 
     def stream(self, item: Dict[str, Any], clip_len: int, device) -> Callable[[], Iterator]:
-        """A source for :func:`~captum_3dcam.streaming.explain_stream`: the item's preprocessed chunks."""
+        """A source for :func:`~captum_3dcam.video.streaming.explain_stream`: the item's preprocessed chunks."""
         first, second = item["source"]
         if isinstance(first, torch.Tensor):  # already preprocessed, in memory
             return lambda: ((first[:, :, s : s + clip_len].to(device), second) for s in range(0, first.shape[2], clip_len))
@@ -186,7 +187,7 @@ def explain_clip(net, layers, clip: torch.Tensor, geometry: ClipGeometry, *, pre
                  target: Optional[int] = None) -> Dict[str, Any]:
     """3DCam of one preprocessed video held in memory, in sliding windows; boxes in the original frame's pixels.
 
-    :func:`~captum_3dcam.streaming.explain_stream` over the clip's frames, its chunks collected
+    :func:`~captum_3dcam.video.streaming.explain_stream` over the clip's frames, its chunks collected
     (``explain-dataset`` streams from the file instead and keeps no maps). With ``target=None``
     the windows go through the model twice (forward only for the class, then explained).
 
@@ -250,14 +251,14 @@ def _summary(out: Path, records: Sequence[Dict[str, Any]], settings: Dict[str, A
                 ("mean_iou", "mean IoU"), ("class_acc", "class accuracy")]
         table = ("| videos | frames with a box | " + " | ".join(t for _, t in cols) + " |\n|" + "---|" * (len(cols) + 2)
                  + f"\n| {len(ids)} | {metrics['frames']} | " + " | ".join(fmt(float(metrics[k])) for k, _ in cols) + " |\n")
-    ddp.write_atomic(out / "summary.json", json.dumps(summary, indent=1))
-    ddp.write_atomic(out / "localization.md", head + table)
+    write_atomic(out / "summary.json", json.dumps(summary, indent=1))
+    write_atomic(out / "localization.md", head + table)
     return {**summary, "table": head + table}
 
 
 def _explain_one(item, videos: _Videos, net, layers, settings, *, batch_size, save_maps: bool, out: Path, classes,
                  device) -> None:
-    """One video streamed (:func:`~captum_3dcam.streaming.explain_stream`): each frame's box, hit and IoU
+    """One video streamed (:func:`~captum_3dcam.video.streaming.explain_stream`): each frame's box, hit and IoU
     (and float16 map) kept as it is final; the frames and the float32 maps are never held whole."""
     started = time.perf_counter()
     gt, boxes, hits, ious = item["gt"], [], [], []
@@ -293,7 +294,7 @@ def _explain_one(item, videos: _Videos, net, layers, settings, *, batch_size, sa
     }
     if writer is not None:
         writer.close()
-    ddp.write_atomic(out / "videos" / f"{item['video']}.json", json.dumps(data))  # last: the video is done
+    write_atomic(out / "videos" / f"{item['video']}.json", json.dumps(data))  # last: the video is done
 
 
 def run_explain_dataset(
@@ -323,7 +324,7 @@ def run_explain_dataset(
     Args:
         dataset, root, annotations, split, limit, seed: the videos (:func:`dataset_videos`).
         model, checkpoint: :func:`load_dataset_model`; layers: default the model's preset.
-        preset: ``"localize"`` or ``"paper"`` (:func:`captum_3dcam.presets.get_preset`).
+        preset: ``"localize"`` or ``"paper"`` (:func:`captum_3dcam.attr.presets.get_preset`).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` (under torchrun ``cuda:LOCAL_RANK``).
         batch_size: windows per forward pass; clip_len, stride: the windows (default the model's,
             half of it).

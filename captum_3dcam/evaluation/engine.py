@@ -4,7 +4,7 @@ Lives here: :func:`evaluate_methods` (the paper's protocol: target = the predict
 contour thresholding, pointing game, IoU accuracy, Acc2, optionally a sweep of box
 configurations) and the batching of dataset items. Does not live here: what a method is
 (:mod:`captum_3dcam.evaluation.methods`), the tables (:mod:`captum_3dcam.evaluation.tables`),
-the metrics themselves (:mod:`captum_3dcam.metrics`).
+the metrics themselves (:mod:`captum_3dcam.metrics.localization`).
 """
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -13,12 +13,12 @@ import torch
 from torch import Tensor, nn
 
 from .._utils import compute_dtype, normalize_minmax, progress_bar, resolve_layers
-from ..attribution import Counterfactual3DCam, GlobalLocal3DCam
+from ..attr.attribution import Counterfactual3DCam, GlobalLocal3DCam
 from ..errors import Captum3DCamError
-from ..layer_rules import aggregate
-from ..localization import attribution_to_boxes
-from ..metrics import LocalizationMeter, box_iou, pointing_game
-from ..windows import sliding_windows, stitch_windows
+from ..attr.rules import aggregate
+from ..localization.boxes import attribution_to_boxes
+from ..metrics.localization import LocalizationMeter, box_iou, pointing_game
+from ..video.windows import sliding_windows, stitch_windows
 from .methods import Context, Method, available_methods, get_method, method_layers, unavailable
 
 __all__ = ["evaluate_methods", "IOU_THRESHOLDS", "config_key"]
@@ -134,12 +134,12 @@ def evaluate_methods(
         layers: its layers, shallow to deep (the last one is GradCAM's layer).
         dataset: iterable of ``(clip (C, T, H, W), boxes (T, 4), label)`` or, for clips whose maps
             must be mapped back to the original frame, ``(clip, boxes, label, geometry)`` with
-            ``geometry.maps_to_frame`` (:class:`captum_3dcam.preprocess.ClipGeometry`) and ``boxes``
+            ``geometry.maps_to_frame`` (:class:`captum_3dcam.video.preprocess.ClipGeometry`) and ``boxes``
             in the original frame's pixels. Boxes are NaN rows where a frame has no ground truth.
         methods: names from :func:`available_methods` (``"preset:localize"`` included) or
             :class:`Method` objects; default: all, peers included when their package imports.
         threshold, region: the box configuration of the main metrics
-            (:func:`captum_3dcam.localization.attribution_to_boxes`); a method's own ``boxes``
+            (:func:`captum_3dcam.localization.boxes.attribution_to_boxes`); a method's own ``boxes``
             replace them for that method.
         sweep: further ``(threshold, region)`` configurations, reported under ``"sweep"``.
         iou_thresholds: IoU accuracy thresholds (0.0 means IoU > 0).
@@ -151,9 +151,9 @@ def evaluate_methods(
             ``"raise"`` re-raises.
         seed: seeds the ``"random"`` baseline.
         windows: ``(clip_len, stride)``: clips longer than ``clip_len`` frames go through the model
-            in sliding windows (:func:`~captum_3dcam.windows.sliding_windows`); the predicted class
+            in sliding windows (:func:`~captum_3dcam.video.windows.sliding_windows`); the predicted class
             is the argmax of the windows' mean softmax, every method explains it in each window and
-            its maps are averaged back onto the frames (:func:`~captum_3dcam.windows.stitch_windows`),
+            its maps are averaged back onto the frames (:func:`~captum_3dcam.video.windows.stitch_windows`),
             as ``captum-3dcam explain`` does with a long video. ``None``: each clip in one pass.
 
     Returns:

@@ -12,7 +12,7 @@ box configuration. Adding a configuration is one entry of :data:`METHODS`::
 
     Method("gradcampp_sum", "rule gradcam++, sum of layers", {"layer_rule": "gradcam++"})
 
-A preset of :mod:`captum_3dcam.presets` is evaluated by name, ``"preset:localize"``. Methods
+A preset of :mod:`captum_3dcam.attr.presets` is evaluated by name, ``"preset:localize"``. Methods
 whose keyword arguments differ only in ``aggregation`` (and their layers) share one model pass.
 A peer whose package cannot be imported is skipped with the reason (:func:`peer_status`).
 """
@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import Captum3DCamError
-from ..upsample import upsample_to
+from ..attr.upsample import upsample_to
 
 __all__ = [
     "Method", "Context", "METHODS", "get_method", "available_methods", "method_layers", "unavailable", "peer_status",
@@ -179,8 +179,8 @@ _PEER_PIP = {_PGC: "grad-cam", _TORCHCAM: "torchcam"}
 
 
 def _presets() -> Dict[str, Mapping[str, Any]]:
-    """``{name: preset}`` of :mod:`captum_3dcam.presets`."""
-    from ..presets import PRESETS
+    """``{name: preset}`` of :mod:`captum_3dcam.attr.presets`."""
+    from ..attr.presets import PRESETS
 
     return dict(PRESETS)
 

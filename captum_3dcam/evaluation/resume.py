@@ -21,7 +21,7 @@ Lives here: :data:`FIXED`, :func:`read_json` (bounded), :func:`video_ids`, :func
 :func:`check_video`, :func:`check_maps`, :func:`redo_reason`, :func:`videos_to_do`, :func:`read_done`,
 :func:`num_outputs`, :func:`expected_windows`.
 Does not live here: explaining a video and the summary (:mod:`.dataset_run`), writing the maps
-(:class:`captum_3dcam.streaming.MapsWriter`).
+(:class:`captum_3dcam.video.streaming.MapsWriter`).
 """
 import hashlib
 import json
@@ -37,11 +37,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .. import ddp
-from .._utils import log
+from .._utils import log, write_atomic
 from ..errors import Captum3DCamError
-from ..metrics import box_iou
-from ..windows import sliding_windows
+from ..metrics.localization import box_iou
+from ..video.windows import sliding_windows
 
 __all__ = ["FIXED", "read_json", "video_ids", "prepare_out", "check_video", "check_maps", "redo_reason",
            "read_done", "num_outputs", "fixed_settings", "videos_to_do", "expected_windows"]
@@ -170,7 +169,7 @@ def prepare_out(out: Path, settings: Dict[str, Any], ids: Sequence[str]) -> None
                 f"those {len(stale)} files are redone")
         for p in stale:
             p.unlink()
-    ddp.write_atomic(path, json.dumps(settings, indent=1))
+    write_atomic(path, json.dumps(settings, indent=1))
 
 
 # ------------------------------------------------------------------------------------ video files
@@ -291,7 +290,7 @@ def check_video(data, expect: Dict[str, Any]) -> Optional[str]:
 
 def check_maps(path: Path, frames: int) -> Optional[str]:
     """``None`` when ``path`` is a complete maps file of ``frames`` frames (what
-    :class:`~captum_3dcam.streaming.MapsWriter` writes; every byte read, CRC checked), else why not."""
+    :class:`~captum_3dcam.video.streaming.MapsWriter` writes; every byte read, CRC checked), else why not."""
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return "maps: not a regular file"
@@ -381,7 +380,7 @@ def read_done(out: Path, expect: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def expected_windows(frames: int, clip_len: int, stride: Optional[int]) -> Optional[List[List[int]]]:
-    """The windows :func:`~captum_3dcam.streaming.explain_stream` takes over ``frames`` frames (``None``: none)."""
+    """The windows :func:`~captum_3dcam.video.streaming.explain_stream` takes over ``frames`` frames (``None``: none)."""
     step = int(stride or max(1, int(clip_len) // 2))
     try:
         return [list(w) for w in sliding_windows(frames, min(clip_len, frames), step)]

@@ -174,8 +174,8 @@ def render(columns: Dict[str, List[Dict]], methods: List[str], main_config: str)
 
 def _sanity_configs() -> Dict[str, Dict[str, Any]]:
     """``{row label: attribute keywords}``: the paper's default, every rule, every preset."""
-    from ..layer_rules import LAYER_RULES
-    from ..presets import PRESETS
+    from ..attr.rules import LAYER_RULES
+    from ..attr.presets import PRESETS
 
     configs: Dict[str, Dict[str, Any]] = {"3DCam sum (default)": {}}
     configs.update({f"rule {r}, sum": {"layer_rule": r} for r in LAYER_RULES if r != "3dcam"})
@@ -191,7 +191,7 @@ def sanity_table(model: nn.Module, layers: Sequence[nn.Module], clips: Tensor, s
 
     Args:
         configs: ``{row label: keyword arguments of attribute}``; default: the paper's 3DCam, every
-            other rule, and every preset but ``paper`` (:mod:`captum_3dcam.presets`).
+            other rule, and every preset but ``paper`` (:mod:`captum_3dcam.attr.presets`).
 
     Shape:
         - clips: :math:`(N, C, T, H, W)`
@@ -199,9 +199,9 @@ def sanity_table(model: nn.Module, layers: Sequence[nn.Module], clips: Tensor, s
     from captum.attr import LayerGradCam
 
     from .._utils import resolve_layers
-    from ..attribution import GlobalLocal3DCam
-    from ..sanity import cascading_randomization
-    from ..upsample import upsample_to
+    from ..attr.attribution import GlobalLocal3DCam
+    from ..metrics.sanity import cascading_randomization
+    from ..attr.upsample import upsample_to
 
     names = resolve_layers(model, list(layers))[0]
 

@@ -1,45 +1,71 @@
-"""Models: the compact default 3D CNN (and its recipe), DeepMind's I3D, 3D ResNeXt, layer presets,
-and the registry of models known by name (:data:`MODELS`).
-
-Does not live here: the gated classifier (:mod:`captum_3dcam.gating`) and the training loop
-(:mod:`captum_3dcam.training`).
+"""Models: the compact Small3DCNN, DeepMind's I3D, 3D ResNeXt, torchvision's video models, layer presets,
+attention gates and gated classifiers, checkpoints, and the registry of models known by name.
 """
-from .checkpoints import CheckpointError, UnsafeCheckpointError, load_hara_checkpoint
-from .i3d import InceptionI3d, i3d_kinetics400
-from .kinetics400_labels import KINETICS400_LABELS
-from .presets import default_layer_names, default_layers, get_layers
-from .registry import MODELS, ModelSpec, get_model_spec, load_model
-from .resnext import ResNeXt3D, resnext3d, resnext3d_from_checkpoint
-from .small import Small3DCNN
-from .small_recipe import (
-    QUICK_RECIPE,
-    SMALL_MODEL_RECIPE,
-    default_small_checkpoint,
-    load_or_train_small_model,
-    train_small_model,
-)
+from .._lazy import lazy_exports
 
-__all__ = [
-    "Small3DCNN",
-    "InceptionI3d",
-    "i3d_kinetics400",
-    "KINETICS400_LABELS",
-    "ResNeXt3D",
-    "resnext3d",
-    "resnext3d_from_checkpoint",
-    "load_hara_checkpoint",
-    "CheckpointError",
-    "UnsafeCheckpointError",
-    "default_layers",
-    "default_layer_names",
-    "get_layers",
-    "MODELS",
-    "ModelSpec",
-    "get_model_spec",
-    "load_model",
-    "SMALL_MODEL_RECIPE",
-    "QUICK_RECIPE",
-    "train_small_model",
-    "load_or_train_small_model",
-    "default_small_checkpoint",
-]
+_EXPORTS = {
+    "CheckpointError": ".checkpoints",
+    "UnsafeCheckpointError": ".checkpoints",
+    "find_i3d_checkpoint": ".checkpoints",
+    "load_numpy_pickle": ".checkpoints",
+    "i3d_state_dict_from_flax": ".checkpoints",
+    "check_state_dict": ".checkpoints",
+    "load_state_dict_exact": ".checkpoints",
+    "read_torch_checkpoint": ".checkpoints",
+    "load_hara_checkpoint": ".checkpoints",
+    "LayerGate": ".gates",
+    "PAPER_GATE_LAYERS": ".gates",
+    "LayerwiseGatedClassifier": ".gating",
+    "InceptionI3d": ".i3d",
+    "Unit3D": ".i3d",
+    "InceptionModule": ".i3d",
+    "MaxPool3dSame": ".i3d",
+    "same_padding": ".i3d",
+    "i3d_kinetics400": ".i3d",
+    "KINETICS400_LABELS": ".kinetics400_labels",
+    "default_layer_names": ".presets",
+    "default_layers": ".presets",
+    "get_layers": ".presets",
+    "ModelSpec": ".registry",
+    "MODELS": ".registry",
+    "get_model_spec": ".registry",
+    "load_model": ".registry",
+    "resolve_model_layers": ".registry",
+    "check_layer_names": ".registry",
+    "ResNeXt3D": ".resnext",
+    "ResNeXtBottleneck3D": ".resnext",
+    "resnext3d": ".resnext",
+    "resnext3d_from_checkpoint": ".resnext",
+    "RESNEXT_DEPTHS": ".resnext",
+    "Small3DCNN": ".small",
+    "SMALL_MODEL_RECIPE": ".small_checkpoint",
+    "QUICK_RECIPE": ".small_checkpoint",
+    "default_small_checkpoint": ".small_checkpoint",
+    "load_small_checkpoint": ".small_checkpoint",
+    "is_unfinished_small_checkpoint": ".small_checkpoint",
+    "TORCHVISION_VIDEO_MODELS": ".torchvision_video",
+    "torchvision_weights": ".torchvision_video",
+    "torchvision_weights_file": ".torchvision_video",
+    "torchvision_transforms": ".torchvision_video",
+    "load_torchvision_video": ".torchvision_video",
+    "TORCHVISION_INSTALL_HINT": ".torchvision_video",
+    "MAX_EPOCHS": ".train_checkpoint",
+    "save_checkpoint": ".train_checkpoint",
+    "load_checkpoint": ".train_checkpoint",
+    "check_fields": ".train_checkpoint",
+    "FORMAT": ".trained",
+    "Architecture": ".trained",
+    "ARCHITECTURES": ".trained",
+    "get_architecture": ".trained",
+    "replace_head": ".trained",
+    "gate_layer_names": ".trained",
+    "build_classifier": ".trained",
+    "HeadOnly": ".trained",
+    "description_of": ".trained",
+    "check_weights_fit": ".trained",
+    "load_trained": ".trained",
+    "MAX_CLASSES": ".trained",
+    "MAX_WIDTH": ".trained",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -15,7 +15,7 @@ Two formats are read here, neither by executing code:
 against the model BEFORE copying anything, so a bad checkpoint leaves the model untouched.
 
 Does not live here: the networks (:mod:`.i3d`, :mod:`.resnext`) and training checkpoints of our own
-(:mod:`captum_3dcam.training`).
+(:mod:`captum_3dcam.training.loop`).
 """
 import importlib.util
 import os

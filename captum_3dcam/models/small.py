@@ -9,7 +9,7 @@ Shape:
     ``conv1: (N, 16, 16, 32, 32)``, ``conv2: (N, 32, 8, 16, 16)``, ``conv3: (N, 64, 4, 8, 8)``,
     ``conv4: (N, 128, 4, 8, 8)``.
 
-Does not live here: how it is trained and cached (:mod:`.small_recipe`).
+Does not live here: how it is trained (:mod:`captum_3dcam.training.small_recipe`) and cached (:mod:`.small_checkpoint`).
 """
 from typing import Sequence
 

@@ -14,17 +14,19 @@ machine without network. To get them once on a machine with network::
 
     python -c "from torchvision.models.video import R3D_18_Weights as W; W.KINETICS400_V1.get_state_dict(progress=True)"
 
-Does not live here: the preprocessing (:func:`captum_3dcam.preprocess.preprocess_torchvision`),
+Does not live here: the preprocessing (:func:`captum_3dcam.video.preprocess.preprocess_torchvision`),
 the layer presets (:mod:`.presets`), the ``--model torchvision:<name>`` entries (:mod:`.registry`).
 torchvision is imported by these functions only.
 """
-from pathlib import Path
-from typing import Optional, Union
+from __future__ import annotations  # torch is imported by the functions: the registry reads this module for --help
 
-import torch
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Union
 
 from ..errors import Captum3DCamError
-from .checkpoints import load_state_dict_exact, read_torch_checkpoint
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["TORCHVISION_VIDEO_MODELS", "torchvision_weights", "torchvision_weights_file", "torchvision_transforms",
            "load_torchvision_video", "TORCHVISION_INSTALL_HINT"]
@@ -43,7 +45,7 @@ TORCHVISION_INSTALL_HINT = (
 )
 
 
-def _video_module():
+def video_module():
     try:
         import torchvision.models.video as video
     except ImportError as exc:
@@ -59,11 +61,13 @@ def _check_arch(arch: str) -> str:
 
 def torchvision_weights(arch: str):
     """The ``KINETICS400_V1`` weights enum of ``arch`` (its ``url``, ``meta`` and ``transforms()``)."""
-    return getattr(_video_module(), TORCHVISION_VIDEO_MODELS[_check_arch(arch)][0]).KINETICS400_V1
+    return getattr(video_module(), TORCHVISION_VIDEO_MODELS[_check_arch(arch)][0]).KINETICS400_V1
 
 
 def torchvision_weights_file(arch: str) -> Path:
     """Where torchvision keeps ``arch``'s downloaded weights: ``torch.hub.get_dir()/checkpoints/<file>``."""
+    import torch
+
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(torchvision_weights(arch).url).name
 
 
@@ -85,6 +89,10 @@ def load_torchvision_video(arch: str, checkpoint: Optional[Union[str, Path]] = N
         Captum3DCamError: no checkpoint given and none in the hub cache (the message gives the
             file, the URL and the one-line download command), or an unknown ``arch``.
     """
+    import torch
+
+    from .checkpoints import load_state_dict_exact, read_torch_checkpoint
+
     weights = torchvision_weights(arch)
     if checkpoint is None:
         path = torchvision_weights_file(arch)
@@ -106,7 +114,7 @@ def load_torchvision_video(arch: str, checkpoint: Optional[Union[str, Path]] = N
         raise Captum3DCamError(f"--checkpoint: {path} holds a {type(state).__name__}, expected a state dict")
     head = state.get(TORCHVISION_VIDEO_MODELS[arch][2])
     num_classes = int(head.shape[0]) if isinstance(head, torch.Tensor) else len(weights.meta["categories"])
-    model = getattr(_video_module(), arch)(weights=None, num_classes=num_classes)
+    model = getattr(video_module(), arch)(weights=None, num_classes=num_classes)
     load_state_dict_exact(model, state, source=str(path))
     if num_classes == len(weights.meta["categories"]):
         model.labels = tuple(weights.meta["categories"])

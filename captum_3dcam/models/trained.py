@@ -1,6 +1,6 @@
 """Models trained by ``captum-3dcam train``: the description their checkpoints carry, rebuilding from it.
 
-A checkpoint written by :func:`captum_3dcam.recognition.run_train` is self-describing: its
+A checkpoint written by :func:`captum_3dcam.training.recognition.run_train` is self-describing: its
 ``extra["description"]`` says how to rebuild the module that was trained, so ``explain`` /
 ``evaluate`` load it by ``--model NAME --checkpoint FILE`` without knowing how it was trained::
 
@@ -12,7 +12,7 @@ A checkpoint written by :func:`captum_3dcam.recognition.run_train` is self-descr
      "freeze_backbone": bool, "train_head": bool, "input_shape": [C, T, H, W]}
 
 The rebuilt module is the backbone (``model_kwargs``, ``num_classes`` logits), wrapped in a
-:class:`~captum_3dcam.gating.LayerwiseGatedClassifier` when ``gates`` is not empty, or in
+:class:`~captum_3dcam.models.gating.LayerwiseGatedClassifier` when ``gates`` is not empty, or in
 :class:`HeadOnly` for a frozen backbone without gates. :func:`load_trained` returns it in eval mode
 with ``labels`` (a :class:`HeadOnly` unwrapped: it only differs in training).
 
@@ -23,8 +23,8 @@ checked: ``num_classes`` <= :data:`MAX_CLASSES`, widths <= :data:`MAX_WIDTH`, ..
 :func:`check_weights_fit` (the weights against the description, on the meta device, before
 anything is allocated) and :func:`load_trained`.
 Does not live here: the training run and the pretrained backbone it starts from
-(:mod:`captum_3dcam.recognition`), the loop
-(:mod:`captum_3dcam.training`), the models known by name (:mod:`.registry`, which calls this).
+(:mod:`captum_3dcam.training.recognition`), the loop
+(:mod:`captum_3dcam.training.loop`), the models known by name (:mod:`.registry`, which calls this).
 """
 import math
 from dataclasses import dataclass
@@ -36,8 +36,8 @@ from torch import nn
 from .._safe_load import CheckpointError, check_state_dict
 from .._untrusted import short_repr
 from ..errors import Captum3DCamError
-from ..gates import PAPER_GATE_LAYERS
-from ..gating import LayerwiseGatedClassifier
+from .gates import PAPER_GATE_LAYERS
+from .gating import LayerwiseGatedClassifier
 
 __all__ = [
     "FORMAT", "Architecture", "ARCHITECTURES", "get_architecture", "replace_head",
