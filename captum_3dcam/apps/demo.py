@@ -79,6 +79,34 @@ def _empty_layer_notes(model, names, modules, layer_maps, x, target) -> Dict[str
     return notes
 
 
+def _clip_figures(model, layers, layer_names, k, rgb, x_k, y, probs, pred, gt, P, G, layer_maps, boxes, classes, kw,
+                  how, title, out) -> Dict[str, Path]:
+    """The figures of one correctly classified test clip ``k``: 3DCam per layer (paper Fig. 2-3), GradCAM
+    vs 3DCam (Fig. 4), the top-3 classes and the counterfactual of the top one (Fig. 6)."""
+    cam3d = GlobalLocal3DCam(model, layers)
+    notes = _empty_layer_notes(model, layer_names, layers, [m[k] for m in layer_maps], x_k, int(pred[k]))
+    fig = figures.plot_layer_grid(rgb, [m[k] for m in layer_maps], P[k], layer_names=layer_names,
+                                  gt_boxes=gt[k], boxes={"3DCam (all layers)": boxes["3DCam"][k]}, notes=notes,
+                                  title=f"3DCam per layer and aggregated, {how}\n{title}; "
+                                        "green: ground truth, red: 3DCam box")
+    files = {"layers": figures.save_figure(fig, out / "fig_layers.png")}
+    fig = figures.plot_gradcam_vs_3dcam(rgb, G[k], P[k], gradcam_boxes=boxes["GradCAM"][k],
+                                        cam3d_boxes=boxes["3DCam"][k], gt_boxes=gt[k],
+                                        title=f"GradCAM (rule gradcam over conv4) vs 3DCam, {how}\n{title}; "
+                                              "green: ground truth, red: predicted box")
+    files["gradcam_vs_3dcam"] = figures.save_figure(fig, out / "fig_gradcam_vs_3dcam.png")
+    top3 = probs[k].topk(3)
+    class_maps = {f"{r + 1}. {classes[int(c)]} ({float(p):.2f})": cam3d.attribute(x_k, target=int(c), **kw)
+                  for r, (p, c) in enumerate(zip(top3.values, top3.indices))}
+    cf = Counterfactual3DCam(model, layers).attribute(x_k, target=int(top3.indices[0]), **kw)
+    fig = figures.plot_class_maps(rgb, class_maps, counterfactual=cf,
+                                  counterfactual_name=f"counterfactual of 1. {classes[int(top3.indices[0])]}",
+                                  title=f"3DCam, {how}, with each of the top-3 classes as target, and the "
+                                        f"counterfactual of the top class\nclip {k}, label {classes[int(y[k])]}")
+    files["top3_counterfactual"] = figures.save_figure(fig, out / "fig_top3_counterfactual.png")
+    return files
+
+
 def _untrimmed(model, layers, seed, recipe, classes, kw, box_kw, how, device, out) -> Tuple[Path, float]:
     """Three synthetic videos of different classes back to back, explained in sliding windows for the
     middle one's class: the temporal figure (paper Fig. 5) and its temporal IoU."""
@@ -130,6 +158,45 @@ def _one_clip_per_class(X, gt, y, pred, G, P, boxes, classes) -> torch.Tensor:
             [overlays.resize_frames(v, scale) for v in (plain, gc, cm)],
             [f"{classes[int(y[i])]} (pred {classes[int(pred[i])]})", "GradCAM (conv4)", "3DCam (conv1-4)"]))
     return torch.cat([torch.from_numpy(v) for v in segments_video])
+
+
+def _report(table: str, *, out, quick, seed, recipe, classes, reused, ckpt, n_test, accuracy, layer_names, preset, how,
+            box_kw, metrics, t_iou, seconds) -> str:
+    """The text of ``report.md``: how to reproduce, the data, model and attribution, the table, the figures, the time."""
+    cmd = "captum-3dcam demo --out " + str(out) + (" --quick" if quick else "")
+    return f"""# captum-3dcam demo
+
+Reproduce: `{cmd}` (seed {seed}).
+
+- Data: `SyntheticActions` ({recipe['difficulty']}; classes: {', '.join(classes)}); the class is the
+  actor's motion, its exact box is known in every frame.
+- Model: `Small3DCNN` ({'loaded from' if reused else 'trained to'} `{ckpt}`; recipe: {recipe['train_videos']}
+  training videos, {recipe['epochs']} epochs). Test accuracy on the {n_test} explained clips: {accuracy:.3f}.
+- Attribution: target = the predicted class; 3DCam over `{'`, `'.join(layer_names)}` (preset `{preset}`: {how});
+  GradCAM on `conv4`. Boxes: 3DCam {box_kw}; GradCAM 0.5 of each frame's maximum, largest region.
+
+## Localization on {n_test} test clips ({int(metrics['3DCam']['frames'])} frames with a box)
+
+{table}
+
+Pointing game: the map's peak lies in the ground-truth box. IoU>=t: fraction of frames whose box
+overlaps the ground truth by at least t (IoU>0 for "0"). Acc2: the same, counted only when the clip is
+classified correctly.
+
+## Figures
+
+- Per-layer 3DCam and the aggregate (paper Fig. 2-3): ![layers](fig_layers.png)
+- GradCAM vs 3DCam (paper Fig. 4), green = ground truth, red = predicted box: ![gradcam vs 3dcam](fig_gradcam_vs_3dcam.png)
+- Top-3 classes and the counterfactual of the top class (paper Fig. 6): ![top-3](fig_top3_counterfactual.png)
+- Temporal attention of an untrimmed video (three videos back to back, paper Fig. 5); detected
+  segments (red) vs the ground truth (green), temporal IoU {t_iou:.3f}: ![temporal](fig_temporal.png)
+- One clip per class, input | GradCAM | 3DCam: ![animation](attention.gif) (also `attention.mp4`)
+
+## Time (this machine)
+
+model {seconds['model']:.1f} s ({'reused' if reused else 'trained'}), explaining {seconds['explain']:.1f} s,
+figures and videos {seconds['figures']:.1f} s, total {seconds['total']:.1f} s.
+"""
 
 
 def run_demo(
@@ -245,27 +312,8 @@ def run_demo(
                                           if k not in ("layer_rule", "aggregation", "normalize_layers")})
     title = (f"clip {k}, label {classes[int(y[k])]}; target = predicted class {classes[int(pred[k])]} "
              f"(p={float(probs[k, pred[k]]):.2f})")
-    notes = _empty_layer_notes(model, layer_names, layers, [m[k] for m in layer_maps], x_k, int(pred[k]))
-    fig = figures.plot_layer_grid(rgb, [m[k] for m in layer_maps], P[k], layer_names=layer_names,
-                                  gt_boxes=gt[k], boxes={"3DCam (all layers)": boxes["3DCam"][k]}, notes=notes,
-                                  title=f"3DCam per layer and aggregated, {how}\n{title}; "
-                                        "green: ground truth, red: 3DCam box")
-    files["layers"] = figures.save_figure(fig, out / "fig_layers.png")
-    fig = figures.plot_gradcam_vs_3dcam(rgb, G[k], P[k], gradcam_boxes=boxes["GradCAM"][k],
-                                        cam3d_boxes=boxes["3DCam"][k], gt_boxes=gt[k],
-                                        title=f"GradCAM (rule gradcam over conv4) vs 3DCam, {how}\n{title}; "
-                                              "green: ground truth, red: predicted box")
-    files["gradcam_vs_3dcam"] = figures.save_figure(fig, out / "fig_gradcam_vs_3dcam.png")
-    top3 = probs[k].topk(3)
-    class_maps = {f"{r + 1}. {classes[int(c)]} ({float(p):.2f})": cam3d.attribute(x_k, target=int(c), **kw)
-                  for r, (p, c) in enumerate(zip(top3.values, top3.indices))}
-    cf = Counterfactual3DCam(model, layers).attribute(x_k, target=int(top3.indices[0]), **kw)
-    fig = figures.plot_class_maps(rgb, class_maps, counterfactual=cf,
-                                  counterfactual_name=f"counterfactual of 1. {classes[int(top3.indices[0])]}",
-                                  title=f"3DCam, {how}, with each of the top-3 classes as target, and the "
-                                        f"counterfactual of the top class\nclip {k}, label {classes[int(y[k])]}")
-    files["top3_counterfactual"] = figures.save_figure(fig, out / "fig_top3_counterfactual.png")
-
+    files.update(_clip_figures(model, layers, layer_names, k, rgb, x_k, y, probs, pred, gt, P, G, layer_maps, boxes,
+                               classes, kw, how, title, out))
     files["temporal"], t_iou = _untrimmed(model, layers, seed, recipe, classes, kw, box_kw, how, device, out)
 
     # 5. GIF / MP4: one correct clip per class, input | GradCAM | 3DCam, boxes drawn --------------
@@ -279,40 +327,9 @@ def run_demo(
     seconds["total"] = time.perf_counter() - t_all
     log("[5/5] writing report.md ...", progress)
     table = markdown_table([metrics["GradCAM"], metrics["3DCam"]], LOCALIZATION_COLUMNS)
-    cmd = "captum-3dcam demo --out " + str(out) + (" --quick" if quick else "")
-    report = f"""# captum-3dcam demo
-
-Reproduce: `{cmd}` (seed {seed}).
-
-- Data: `SyntheticActions` ({recipe['difficulty']}; classes: {', '.join(classes)}); the class is the
-  actor's motion, its exact box is known in every frame.
-- Model: `Small3DCNN` ({'loaded from' if reused else 'trained to'} `{ckpt}`; recipe: {recipe['train_videos']}
-  training videos, {recipe['epochs']} epochs). Test accuracy on the {n_test} explained clips: {accuracy:.3f}.
-- Attribution: target = the predicted class; 3DCam over `{'`, `'.join(layer_names)}` (preset `{preset}`: {how});
-  GradCAM on `conv4`. Boxes: 3DCam {box_kw}; GradCAM 0.5 of each frame's maximum, largest region.
-
-## Localization on {n_test} test clips ({int(metrics['3DCam']['frames'])} frames with a box)
-
-{table}
-
-Pointing game: the map's peak lies in the ground-truth box. IoU>=t: fraction of frames whose box
-overlaps the ground truth by at least t (IoU>0 for "0"). Acc2: the same, counted only when the clip is
-classified correctly.
-
-## Figures
-
-- Per-layer 3DCam and the aggregate (paper Fig. 2-3): ![layers](fig_layers.png)
-- GradCAM vs 3DCam (paper Fig. 4), green = ground truth, red = predicted box: ![gradcam vs 3dcam](fig_gradcam_vs_3dcam.png)
-- Top-3 classes and the counterfactual of the top class (paper Fig. 6): ![top-3](fig_top3_counterfactual.png)
-- Temporal attention of an untrimmed video (three videos back to back, paper Fig. 5); detected
-  segments (red) vs the ground truth (green), temporal IoU {t_iou:.3f}: ![temporal](fig_temporal.png)
-- One clip per class, input | GradCAM | 3DCam: ![animation](attention.gif) (also `attention.mp4`)
-
-## Time (this machine)
-
-model {seconds['model']:.1f} s ({'reused' if reused else 'trained'}), explaining {seconds['explain']:.1f} s,
-figures and videos {seconds['figures']:.1f} s, total {seconds['total']:.1f} s.
-"""
+    report = _report(table, out=out, quick=quick, seed=seed, recipe=recipe, classes=classes, reused=reused, ckpt=ckpt,
+                     n_test=n_test, accuracy=accuracy, layer_names=layer_names, preset=preset, how=how, box_kw=box_kw,
+                     metrics=metrics, t_iou=t_iou, seconds=seconds)
     (out / "report.md").write_text(report)
     files["report"] = out / "report.md"
     (out / "metrics.json").write_text(json.dumps(

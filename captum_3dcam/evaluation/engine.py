@@ -109,6 +109,39 @@ def _windowed_pass(group, ctx, modules, x: Tensor, target: Tensor, spans) -> Dic
             for name in per_window[0]}
 
 
+def _chosen(model: nn.Module, names: List[str], methods) -> List[Method]:
+    """The methods asked for (default: every available one), each checked: listed once, its layers in ``model``."""
+    if methods is None:
+        chosen = [get_method(n, names) for n in available_methods(names)]
+        chosen = [m for m in chosen if unavailable(m) is None]
+    else:
+        chosen = [get_method(m, names) for m in methods]
+    order = [m.name for m in chosen]
+    if len(set(order)) != len(order):
+        raise Captum3DCamError(f"methods: a method is listed twice in {order}")
+    modules = dict(model.named_modules())
+    for m in chosen:
+        missing = [n for n in method_layers(m, names) if n not in modules]
+        if missing:
+            raise Captum3DCamError(f"methods: {m.name} uses layers {missing} that {type(model).__name__} lacks")
+    return chosen
+
+
+def _score(frame_maps: Tensor, geometry, gt: Tensor, correct: Tensor, configs, meters) -> None:
+    """One method's maps of a batch into its meters, for each box configuration of ``configs``.
+
+    Boxes at model resolution, mapped to the frame: the same boxes as explain, explain-dataset and the
+    README's path; pointing on the map in the frame's pixels (each frame's minimum outside the crop).
+    """
+    model_maps = frame_maps.detach().to(compute_dtype(frame_maps.dtype))  # float64 stays float64
+    in_frame = (model_maps if geometry is None else geometry.maps_to_frame(model_maps)).cpu()
+    hits = pointing_game(in_frame, gt)
+    for c in configs:
+        boxes = attribution_to_boxes(model_maps, **c).cpu()
+        boxes = boxes if geometry is None else geometry.boxes_to_frame(boxes)
+        meters[config_key(**c)].add(hits, box_iou(boxes, gt), correct)
+
+
 def evaluate_methods(
     model: nn.Module,
     layers: Sequence[nn.Module],
@@ -169,19 +202,8 @@ def evaluate_methods(
     if on_error not in ("record", "raise"):
         raise ValueError(f"on_error: expected 'record' or 'raise', got {on_error!r}")
     names, layers = resolve_layers(model, list(layers))
-    if methods is None:
-        chosen = [get_method(n, names) for n in available_methods(names)]
-        chosen = [m for m in chosen if unavailable(m) is None]
-    else:
-        chosen = [get_method(m, names) for m in methods]
-    order = [m.name for m in chosen]
-    if len(set(order)) != len(order):
-        raise Captum3DCamError(f"methods: a method is listed twice in {order}")
-    modules = dict(model.named_modules())
-    for m in chosen:
-        missing = [n for n in method_layers(m, names) if n not in modules]
-        if missing:
-            raise Captum3DCamError(f"methods: {m.name} uses layers {missing} that {type(model).__name__} lacks")
+    chosen = _chosen(model, names, methods)
+    order, modules = [m.name for m in chosen], dict(model.named_modules())
     results: Dict[str, Dict] = {m.name: {"skipped": unavailable(m)} for m in chosen if unavailable(m)}
     chosen = [m for m in chosen if m.name not in results]
     configs = [{"threshold": t, "region": r} for t, r in (sweep or [])]
@@ -219,16 +241,7 @@ def evaluate_methods(
             elapsed = time.perf_counter() - start
             for name, frame_maps in maps.items():
                 seconds[name] += elapsed
-                model_maps = frame_maps.detach().to(compute_dtype(frame_maps.dtype))  # float64 stays float64
-                # boxes at model resolution, mapped to the frame: the same boxes as explain, explain-dataset
-                # and the README's path; pointing on the map in the frame's pixels (each frame's minimum
-                # outside the crop)
-                in_frame = (model_maps if geometry is None else geometry.maps_to_frame(model_maps)).cpu()
-                hits = pointing_game(in_frame, gt)
-                for c in per_method[name]:
-                    boxes = attribution_to_boxes(model_maps, **c).cpu()
-                    boxes = boxes if geometry is None else geometry.boxes_to_frame(boxes)
-                    meters[name][config_key(**c)].add(hits, box_iou(boxes, gt), correct)
+                _score(frame_maps, geometry, gt, correct, per_method[name], meters[name])
     for m in chosen:
         if m.name in errors:
             results[m.name] = {"error": errors[m.name]}

@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .._utils import checked_boxes, compute_dtype, inter_union
+from .._utils import checked_boxes, compute_dtype, inter_union, normalize_max
 from .boxes import Threshold, as_frames, attribution_to_regions, threshold_masks
 
 __all__ = [
@@ -162,10 +162,7 @@ def temporal_attention(maps: Tensor, *, normalize: bool = True) -> Tensor:
     """
     frames = as_frames(maps)
     mass = frames.to(compute_dtype(frames.dtype)).clamp(min=0).sum(dim=(-2, -1))  # float16 sums overflow
-    if normalize:
-        top = mass.amax(dim=1, keepdim=True)
-        mass = torch.where(top > 0, mass / torch.where(top > 0, top, torch.ones_like(top)), 0.0)
-    return mass
+    return normalize_max(mass, (1,)) if normalize else mass
 
 
 def mask_to_segments(mask: Tensor) -> Tensor:

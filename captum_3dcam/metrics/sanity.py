@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._utils import optional_import, progress_bar
+from .._utils import normalize_minmax, optional_import, progress_bar
 
 __all__ = [
     "RandomizationStep",
@@ -124,12 +124,7 @@ def ssim(a: Tensor, b: Tensor, *, window_size: int = 11, sigma: float = 1.5, nor
     x = a.detach().double().reshape(n, -1, h, w)
     y = b.detach().double().to(x.device).reshape(n, -1, h, w)
     if normalize:
-        def nrm(v):
-            lo = v.amin(dim=(1, 2, 3), keepdim=True)
-            span = v.amax(dim=(1, 2, 3), keepdim=True) - lo
-            return torch.where(span > 0, (v - lo) / torch.where(span > 0, span, torch.ones_like(span)), 0.0)
-
-        x, y = nrm(x), nrm(y)
+        x, y = normalize_minmax(x, (1, 2, 3)), normalize_minmax(y, (1, 2, 3))
     size = min(window_size, h, w)
     size = size if size % 2 == 1 else size - 1
     g = _gaussian_window(size, sigma, x.dtype).to(x.device)

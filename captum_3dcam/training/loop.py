@@ -185,6 +185,56 @@ def _check_weights(model: nn.Module, epoch: int, step: int, lr: float) -> None:
             "lower it, or check the data for extreme values")
 
 
+def _resume(resume, checkpoint, model, optimizer, scheduler, device):
+    """``(first epoch, history)``: ``(0, [])``, or those of the checkpoint resumed (its states loaded
+    into ``model``, ``optimizer``, ``scheduler`` and the CPU generator, every field checked)."""
+    resume_path = None
+    if resume is True:
+        if checkpoint is None:
+            raise ValueError("resume=True needs checkpoint=<path>")
+        resume_path = found if (found := as_path(checkpoint, "checkpoint")).is_file() else None
+    elif resume:
+        resume_path = as_path(resume, "resume")
+        if not resume_path.is_file():
+            raise FileNotFoundError(f"resume: no checkpoint at {resume_path}")
+    if resume_path is None:
+        return 0, []
+    state = load_checkpoint(resume_path, model, optimizer, scheduler, map_location=device)
+    if state.get("rng_state") is not None:  # checked by load_checkpoint
+        torch.set_rng_state(state["rng_state"])
+    return state["epoch"], list(state["history"])
+
+
+def _epoch_steps(model, net, optimizer, batches, epoch: int, lr: float, device, dtype: str, show: bool):
+    """One epoch's optimizer steps over ``batches``; ``(loss sum, correct, seen)`` of this rank. Stops
+    with :class:`TrainingDivergedError` on a non-finite loss, update or weights."""
+    loss_sum, correct, seen = 0.0, 0, 0
+    for step, batch in enumerate(batches, 1):
+        x, y = split_batch(batch)
+        x, y = x.to(device), torch.as_tensor(y).to(device)
+        with autocast(device, dtype):
+            logits = net(x)
+        loss = nn.functional.cross_entropy(logits.float(), y)
+        value = loss.item()
+        _check_loss(value, epoch, step, lr, device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        try:
+            optimizer.step()
+        except RuntimeError as exc:  # e.g. an update of lr x gradient past the float range
+            if "overflow" not in str(exc):
+                raise
+            raise TrainingDivergedError(f"epoch {epoch + 1}, step {step}: the optimizer's update is not finite "
+                                        f"({exc}); lower the learning rate (--lr, now {lr:g})") from None
+        _check_weights(model, epoch, step, lr)
+        loss_sum += value * len(y)
+        correct += (logits.argmax(-1) == y).sum().item()
+        seen += len(y)
+        if show:
+            batches.set_postfix(loss=f"{loss_sum / seen:.3f}")
+    return loss_sum, correct, seen
+
+
 def train(
     model: nn.Module,
     train_set: Dataset,
@@ -239,23 +289,7 @@ def train(
     torch.manual_seed(config.seed)
     model.to(device)
     optimizer, scheduler = _make_optim(model, config)
-    history: List[Dict[str, float]] = []
-    start = 0
-    resume_path = None
-    if resume is True:
-        if checkpoint is None:
-            raise ValueError("resume=True needs checkpoint=<path>")
-        resume_path = found if (found := as_path(checkpoint, "checkpoint")).is_file() else None
-    elif resume:
-        resume_path = as_path(resume, "resume")
-        if not resume_path.is_file():
-            raise FileNotFoundError(f"resume: no checkpoint at {resume_path}")
-    if resume_path is not None:
-        state = load_checkpoint(resume_path, model, optimizer, scheduler, map_location=device)
-        start, history = state["epoch"], list(state["history"])
-        if state.get("rng_state") is not None:  # checked by load_checkpoint
-            torch.set_rng_state(state["rng_state"])
-
+    start, history = _resume(resume, checkpoint, model, optimizer, scheduler, device)
     total, squares = ddp.all_reduce_sum([start, start * start], device)
     if total * total != squares * ddp.get_world_size():  # not every rank resumes the same epoch
         raise ValueError(f"resume: the ranks found checkpoints of different epochs (this rank: {start}); "
@@ -277,31 +311,8 @@ def train(
             loader = _loader(train_set, config.batch_size, True, config.seed * 100003,
                              config.num_workers, epoch)
             lr = optimizer.param_groups[0]["lr"]
-            loss_sum, correct, seen = 0.0, 0, 0
             bar = progress_bar(loader, f"epoch {epoch + 1}", unit="batch", enabled=show, leave=False)
-            for step, batch in enumerate(bar, 1):
-                x, y = split_batch(batch)
-                x, y = x.to(device), torch.as_tensor(y).to(device)
-                with autocast(device, config.dtype):
-                    logits = net(x)
-                loss = nn.functional.cross_entropy(logits.float(), y)
-                value = loss.item()
-                _check_loss(value, epoch, step, lr, device)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                try:
-                    optimizer.step()
-                except RuntimeError as exc:  # e.g. an update of lr x gradient past the float range
-                    if "overflow" not in str(exc):
-                        raise
-                    raise TrainingDivergedError(f"epoch {epoch + 1}, step {step}: the optimizer's update is not finite "
-                                                f"({exc}); lower the learning rate (--lr, now {lr:g})") from None
-                _check_weights(model, epoch, step, lr)
-                loss_sum += value * len(y)
-                correct += (logits.argmax(-1) == y).sum().item()
-                seen += len(y)
-                if show:
-                    bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
+            loss_sum, correct, seen = _epoch_steps(model, net, optimizer, bar, epoch, lr, device, config.dtype, show)
             scheduler.step()
             loss_sum, correct, seen = ddp.all_reduce_sum([loss_sum, correct, seen], device)
             record = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen,

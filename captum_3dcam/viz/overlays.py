@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._utils import optional_import
+from .._utils import normalize_max, optional_import
 from ..video.io import as_tensor, to_frames
 
 __all__ = [
@@ -71,8 +71,7 @@ def normalize_maps(maps: ArrayLike, per_frame: bool = False) -> torch.Tensor:
         - Input: ``(T, H, W)`` or ``(1, [1,] T, H, W)``. Output: ``(T, H, W)`` float.
     """
     m = as_maps(maps).clamp(min=0)
-    peak = m.amax(dim=(1, 2), keepdim=True) if per_frame else m.max().reshape(1, 1, 1)
-    return torch.where(peak > 0, m / peak.clamp(min=torch.finfo(m.dtype).tiny), torch.zeros_like(m))
+    return normalize_max(m, (1, 2) if per_frame else (0, 1, 2))
 
 
 def _lut(cmap: str) -> torch.Tensor:
