@@ -54,7 +54,8 @@ if str(REPO) not in sys.path:  # running the script from a checkout without inst
 from captum_3dcam.datasets.synthetic import SyntheticActions  # noqa: E402
 from captum_3dcam.models.gating import LayerwiseGatedClassifier  # noqa: E402
 from captum_3dcam.models.small import Small3DCNN  # noqa: E402
-from captum_3dcam.training.loop import TrainConfig, evaluate, train  # noqa: E402
+from captum_3dcam.training.accuracy import evaluate  # noqa: E402
+from captum_3dcam.training.loop import TrainConfig, train  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _gating_report import FINE_TUNED, VARIANTS, render, render_diagnosis, summarize  # noqa: E402  (statistics, tables)

@@ -289,7 +289,7 @@ def gating():
             "                                 input_shape=(3, 16, 64, 64), freeze_backbone=True)\n"
             "print(gated.layer_names, gated.temporal_sizes, gated.in_channels)"),
         new_code_cell(
-            "from captum_3dcam.training.loop import evaluate, train\n\n"
+            "from captum_3dcam.training.accuracy import evaluate\nfrom captum_3dcam.training.loop import train\n\n"
             "n_train, n_test, epochs = (20, 10, 1) if QUICK else (200, 60, 3)\n"
             "train_set = SyntheticActions(n_train, \"train\", seed=1, difficulty=\"medium\")\n"
             "test_set = SyntheticActions(n_test, \"test\", seed=1, difficulty=\"medium\")\n"

@@ -2,6 +2,7 @@
 hypothesis profiles (``HYPOTHESIS_PROFILE=quick``, the default: a few hundred examples per fuzz
 test; ``HYPOTHESIS_PROFILE=ci-slow``: 2,000 per fuzz test (20,000+ cases over the 10 tests), for ``pytest -m slow tests/test_fuzz.py``)."""
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,22 @@ def small_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "small.pt"
     train_small_model(path, progress=False, **QUICK_RECIPE)
     return path
+
+
+@pytest.fixture
+def unwritable(tmp_path):
+    """A folder nobody may create entries in (root ignores permissions: sysfs refuses even root)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o500)
+        yield folder / "out"
+        folder.chmod(0o700)
+        return
+    for folder in (Path("/sys/fs"), Path("/proc/sys")):
+        try:
+            os.rmdir(tempfile.mkdtemp(dir=folder))
+        except OSError:
+            yield folder / "captum-3dcam-out"
+            return
+    pytest.skip("running as root with no folder that refuses writes")

@@ -1,9 +1,6 @@
 """Nothing half-done: a checkpoint that does not fit loads nothing (model, optimizer, scheduler, lazy
 gates); every command that writes finds an unusable ``--out`` before any work, with one line and
 exit status 2; sliding windows cover every frame or refuse."""
-import os
-import tempfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +13,8 @@ from captum_3dcam.models.gating import LayerwiseGatedClassifier
 from captum_3dcam.models.small import Small3DCNN
 from captum_3dcam.models.small_checkpoint import load_small_checkpoint
 from captum_3dcam.models.train_checkpoint import load_checkpoint
-from captum_3dcam.training.loop import save_checkpoint, train
+from captum_3dcam.models.train_checkpoint import save_checkpoint
+from captum_3dcam.training.loop import train
 from captum_3dcam.video.windows import apply_sliding_windows, sliding_windows, stitch_windows
 
 from test_invariants import assert_unchanged, snapshot
@@ -178,25 +176,6 @@ def test_load_state_dict_exact_leaves_the_model_on_any_mismatch():
 
 
 # ------------------------------------------------------------------ --out checked before any work
-@pytest.fixture
-def unwritable(tmp_path):
-    """A folder nobody may create entries in (root ignores permissions: sysfs refuses even root)."""
-    if os.geteuid() != 0:
-        folder = tmp_path / "read-only"
-        folder.mkdir()
-        folder.chmod(0o500)
-        yield folder / "out"
-        folder.chmod(0o700)
-        return
-    for folder in (Path("/sys/fs"), Path("/proc/sys")):
-        try:
-            os.rmdir(tempfile.mkdtemp(dir=folder))
-        except OSError:
-            yield folder / "captum-3dcam-out"
-            return
-    pytest.skip("running as root with no folder that refuses writes")
-
-
 def _out_cases(tmp_path, unwritable):
     a_file = tmp_path / "taken.txt"
     a_file.write_text("x")

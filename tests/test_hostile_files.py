@@ -19,7 +19,6 @@ import pickle
 import re
 import shutil
 import signal
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -40,7 +39,8 @@ from captum_3dcam.models.small import Small3DCNN
 from captum_3dcam.models.small_checkpoint import default_small_checkpoint, load_small_checkpoint
 from captum_3dcam.training.small_recipe import load_or_train_small_model, train_small_model
 from captum_3dcam.training.recognition import run_train
-from captum_3dcam.training.loop import TrainConfig, TrainingDivergedError, save_checkpoint, train
+from captum_3dcam.models.train_checkpoint import save_checkpoint
+from captum_3dcam.training.loop import TrainConfig, TrainingDivergedError, train
 from captum_3dcam.models.train_checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -387,25 +387,6 @@ def test_a_shared_structure_in_a_checkpoint_is_named_not_printed(tiny_run, tmp_p
 
 
 # ================================================================== 4. --out checked before any training
-@pytest.fixture
-def unwritable(tmp_path):
-    """A folder nobody may create entries in (root ignores permissions: sysfs refuses even root)."""
-    if os.geteuid() != 0:
-        folder = tmp_path / "read-only"
-        folder.mkdir()
-        folder.chmod(0o500)
-        yield folder / "out"
-        folder.chmod(0o700)
-        return
-    for folder in (Path("/sys/fs"), Path("/proc/sys")):
-        try:
-            os.rmdir(tempfile.mkdtemp(dir=folder))
-        except OSError:
-            yield folder / "captum-3dcam-out"
-            return
-    pytest.skip("running as root with no folder that refuses writes")
-
-
 def _never(*args, **kwargs):
     raise AssertionError("work started before --out was checked")
 

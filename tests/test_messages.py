@@ -16,7 +16,7 @@ from captum_3dcam.models.small import Small3DCNN
 from captum_3dcam.training.small_recipe import load_or_train_small_model, train_small_model
 from captum_3dcam.models.small_checkpoint import load_small_checkpoint
 from captum_3dcam.models.train_checkpoint import load_checkpoint
-from captum_3dcam.training.loop import save_checkpoint
+from captum_3dcam.models.train_checkpoint import save_checkpoint
 from captum_3dcam.video.io import count_frames, read_frames, read_video, save_gif, save_mp4, save_video, video_fps
 
 from test_invariants import assert_unchanged, snapshot

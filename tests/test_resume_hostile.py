@@ -235,7 +235,8 @@ def test_ids_unique_and_stable(names):
 
 
 def test_plain_ids_unchanged():
-    from captum_3dcam.evaluation.dataset_run import _safe_id
+    def _safe_id(name):  # the id of one name alone
+        return video_ids([name])[0]
 
     assert video_ids(["v_0001", "walk/long.mp4", "Basketball/v_Basketball_g01_c01"]) == [
         "v_0001", "walk__long.mp4", "Basketball__v_Basketball_g01_c01"]

@@ -9,7 +9,9 @@ import captum_3dcam.training.small_recipe as small_recipe
 from captum_3dcam.datasets import SyntheticActions
 from captum_3dcam.models.small import Small3DCNN
 from captum_3dcam.training.small_recipe import load_or_train_small_model, train_small_model
-from captum_3dcam.training.loop import TrainConfig, evaluate, save_checkpoint, train, video_ids_of
+from captum_3dcam.models.train_checkpoint import save_checkpoint
+from captum_3dcam.training.accuracy import evaluate, video_ids_of
+from captum_3dcam.training.loop import TrainConfig, train
 from captum_3dcam.models.train_checkpoint import load_checkpoint
 
 

@@ -50,12 +50,11 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-#: Seeds go to ``torch.manual_seed`` and NumPy, which take 0 .. 2**32 - 1 everywhere.
-MAX_SEED = 2**32 - 1
-
-
 def seed(text: str) -> int:
-    """An ``argparse`` type: a random seed, an integer in ``[0, 2**32 - 1]``."""
+    """An ``argparse`` type: a random seed, an integer in ``[0, MAX_SEED]``
+    (:data:`captum_3dcam.training.loop.MAX_SEED`, imported here only when ``--seed`` is given)."""
+    from ..training.loop import MAX_SEED
+
     try:
         value = int(text)
     except ValueError:

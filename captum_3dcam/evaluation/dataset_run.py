@@ -42,7 +42,7 @@ from ..video.preprocess import ClipGeometry
 from ..attr.presets import get_preset
 from ..video.streaming import MapsWriter, explain_stream, frame_chunks
 from ..video.io import iter_frames
-from .resume import FIXED, expected_windows, fixed_settings, num_outputs, prepare_out, read_done, video_ids, videos_to_do
+from .resume import expected_windows, fixed_settings, num_outputs, prepare_out, read_done, video_ids, videos_to_do
 from .tables import fmt
 
 __all__ = ["DATASETS", "DTYPES", "run_explain_dataset", "explain_clip", "dataset_videos", "load_dataset_model",
@@ -52,7 +52,6 @@ PathLike = Union[str, os.PathLike]
 DATASETS = NAMES
 DTYPES = ("float32", "bfloat16")
 _SMALL = ("small-synthetic", "small")
-_FIXED = FIXED  # the settings a resumed run must share with OUT (:data:`.resume.FIXED`)
 
 
 def dataset_model_spec(dataset: str, model: Optional[str], checkpoint: Optional[PathLike]) -> ModelSpec:
@@ -134,11 +133,6 @@ class _Videos(Dataset):
             return lambda: ((first[:, :, s : s + clip_len].to(device), second) for s in range(0, first.shape[2], clip_len))
         return lambda: ((c.to(device), g) for c, g in frame_chunks(iter_frames(first, second), self.spec.preprocess,
                                                                   group=clip_len, pad_to=clip_len))
-
-
-def _safe_id(name: str) -> str:
-    """The file-name id of one video name alone (:func:`.resume.video_ids` also separates colliding names)."""
-    return video_ids([name])[0]
 
 
 def dataset_videos(dataset: str, spec: ModelSpec, *, root: Optional[PathLike] = None,

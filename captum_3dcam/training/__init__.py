@@ -23,8 +23,6 @@ _EXPORTS = {
     "MAX_SEED": ".loop",
     "check_seed": ".loop",
     "train": ".loop",
-    "save_checkpoint": ".loop",
-    "load_checkpoint": ".loop",
     "DATASETS": ".recognition",
     "training_data": ".recognition",
     "pretrained_backbone": ".recognition",

@@ -22,10 +22,9 @@ Training stops with :class:`TrainingDivergedError` (naming the epoch and step, s
 learning rate or a look at the data) at the first non-finite loss, before it reaches the weights,
 or at the first step that leaves non-finite weights.
 
-Lives here: :class:`TrainConfig`, :func:`check_seed`, :func:`train` — for any model and dataset;
-the checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`) are re-exported from
-:mod:`captum_3dcam.models.train_checkpoint`, :func:`evaluate` and :func:`video_ids_of` from
-:mod:`captum_3dcam.training.accuracy`. Does not live here: the embedded small model's
+Lives here: :class:`TrainConfig`, :func:`check_seed`, :func:`train` — for any model and dataset.
+Does not live here: the checkpoints (:mod:`captum_3dcam.models.train_checkpoint`), the accuracies
+(:mod:`captum_3dcam.training.accuracy`), the embedded small model's
 recipe (``train_small_model``, ``load_or_train_small_model``), in
 :mod:`captum_3dcam.training.small_recipe`, nor the gated
 classifier (:mod:`captum_3dcam.models.gating`), nor the ``captum-3dcam train`` command
@@ -44,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from .._utils import as_path, progress_bar
 from . import distributed as ddp
 from .._utils import autocast
-from .accuracy import evaluate, split_batch, video_ids_of
+from .accuracy import evaluate, split_batch
 from ..errors import Captum3DCamError
 from ..models.train_checkpoint import load_checkpoint, save_checkpoint
 
@@ -54,10 +53,6 @@ __all__ = [
     "MAX_SEED",
     "check_seed",
     "train",
-    "evaluate",
-    "save_checkpoint",
-    "load_checkpoint",
-    "video_ids_of",
 ]
 
 PathLike = Union[str, os.PathLike]
