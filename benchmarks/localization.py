@@ -19,7 +19,7 @@ Data:
   (b) the real UCF101 clip ``../shared/data/ucf101_24/v_Basketball_g01_c01.avi`` with its UCF101-24
       boxes, explained by I3D Kinetics-400 (target: the predicted class; Acc2 counts the frames when
       the prediction is "shooting basketball"); maps are mapped back to the 320x240 frame through
-      the preprocessing geometry (:class:`~captum_3dcam.video.preprocess.ClipGeometry`).
+      the preprocessing geometry (:class:`~captum_3dcam.video.geometry.ClipGeometry`).
 
 Methods: every name of :func:`~captum_3dcam.evaluation.available_methods` (see
 :data:`captum_3dcam.evaluation.METHODS`); a peer whose package does not import here (pytorch-grad-cam

@@ -57,3 +57,30 @@ def seeded(module_cls, *args, seed=0, **kwargs):
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.5, 0.5)
     return model.eval()
+
+
+def _block(cin: int, cout: int, stride=1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv3d(cin, cout, 3, stride=stride, padding=1), nn.BatchNorm3d(cout), nn.ReLU())
+
+
+class TwoPathway3D(nn.Module):
+    """SlowFast in miniature, two inputs: ``forward(slow (N, 3, T/2, H, W), fast (N, 3, T, H, W))``.
+
+    The fast pathway (``fast1``, ``fast2``) sees only the fast clip; the slow one (``slow1``,
+    ``slow2``) sees the slow clip and, from ``slow2`` on, a lateral connection from ``fast1``
+    (time-strided to the slow rate). Both are pooled, concatenated and classified after dropout.
+    """
+
+    def __init__(self, num_classes: int = 5):
+        super().__init__()
+        self.slow1, self.fast1 = _block(3, 8), _block(3, 4)
+        self.lateral = nn.Conv3d(4, 4, (3, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0))
+        self.slow2, self.fast2 = _block(12, 16, (1, 2, 2)), _block(4, 8, (1, 2, 2))
+        self.dropout = nn.Dropout(0.3)
+        self.fc = nn.Linear(24, num_classes)
+
+    def forward(self, slow, fast):
+        s, f = self.slow1(slow), self.fast1(fast)
+        s = self.slow2(torch.cat([s, self.lateral(f)], dim=1))
+        f = self.fast2(f)
+        return self.fc(self.dropout(torch.cat([s.mean(dim=(2, 3, 4)), f.mean(dim=(2, 3, 4))], dim=1)))

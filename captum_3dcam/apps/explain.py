@@ -29,6 +29,7 @@ from ..errors import Captum3DCamError
 from ..viz.figures import describe_attribution, plot_overlay_rows, plot_temporal_curve, save_figure
 from ..attr.rules import LAYER_RULES
 from ..localization.boxes import attribution_to_boxes
+from ..models.full_frame import model_preprocess
 from ..models.registry import check_layer_names, get_model_spec, resolve_model_layers
 from ..attr.presets import get_preset
 from ..viz.overlays import draw_boxes, frame_indices, overlay, resize_frames, tile_videos
@@ -70,9 +71,10 @@ def _resolve_target(target, labels: Sequence[str]) -> Optional[int]:
     raise Captum3DCamError(f"--target: {target!r} is neither a class index nor a class name of this model")
 
 
-def _write_boxes(boxes: torch.Tensor, fps: float, out: Path, frame_size, video_name: str) -> Tuple[Path, Path]:
+def _write_boxes(boxes: torch.Tensor, fps: float, out: Path, frame_size, video_name: str,
+                 stem: str = "boxes") -> Tuple[Path, Path]:
     rows = boxes.detach().cpu().double().tolist()
-    csv_path, json_path = out / "boxes.csv", out / "boxes.json"
+    csv_path, json_path = out / f"{stem}.csv", out / f"{stem}.json"
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["frame", "time_s", "x1", "y1", "x2", "y2"])
@@ -141,6 +143,7 @@ def explain_video(
     batch_size: int = 1,
     preset: Optional[str] = None,
     progress: bool = True,
+    full_frame: bool = False,
 ) -> Dict[str, Any]:
     """Explain a video of any length with 3DCam, in sliding windows, and write what it finds.
 
@@ -177,17 +180,27 @@ def explain_video(
         batch_size: windows per forward/backward pass; raise it to fill a GPU (memory grows
             linearly with it; the maps are the same up to float rounding).
         progress: progress bars and messages on stderr.
+        full_frame: explain the whole frame (``--full-frame``): the short side resized to the
+            model's scale, no centre crop, so maps and boxes cover every pixel of the frame. Only
+            for a fully convolutional model (:attr:`ModelSpec.fully_convolutional`); another one
+            is refused before anything is read.
 
     Returns:
         a dict: ``top5`` (list of ``{"rank", "index", "label", "probability"}``), ``target``,
         ``frames`` ``(T, H, W, 3)`` uint8, ``maps`` ``(1, 1, T, h, w)`` at model resolution,
-        ``geometry`` (:class:`~captum_3dcam.video.preprocess.ClipGeometry`), ``boxes`` ``(T, 4)`` in original
-        frame pixels, ``curve`` ``(T,)``, ``segments`` ``(S, 2)``, ``fps``, ``windows``, ``files``.
+        ``geometry`` (:class:`~captum_3dcam.video.geometry.ClipGeometry`), ``boxes`` ``(T, 4)`` in original
+        frame pixels, ``curve`` ``(T,)``, ``segments`` ``(S, 2)``, ``fps``, ``windows``, ``files``,
+        ``full_frame``, ``pathways``: for a model of input pathways (SlowFast: ``model.input_names``
+        ``("slow", "fast")``, see :class:`~captum_3dcam.video.windows.WindowCam`), each pathway's
+        ``{"maps" (1, 1, T, h, w), "boxes" (T, 4), "boxes_model"}`` (its own layers, on the same
+        frames; ``boxes_<name>.csv``/``.json``, a row of ``frames.png`` and a panel of
+        ``overlay.gif`` each), else ``{}``.
 
     Shape:
         - frames: :math:`(T, H, W, 3)`; maps: :math:`(1, 1, T, h, w)`; boxes: :math:`(T, 4)`
     """
     spec = get_model_spec(model)
+    preprocess = model_preprocess(spec, full_frame)  # refuses --full-frame for a head of fixed size
     video = as_path(video, "VIDEO", kind="file")
     if not video.is_file():
         raise Captum3DCamError(f"VIDEO: no file at {video}")
@@ -214,7 +227,7 @@ def explain_video(
     log(f"loading {spec.name} ...", progress)
     net = spec.load(None if checkpoint is None else str(checkpoint)).to(device)
     layer_names, layer_modules = resolve_model_layers(net, layers, spec.name)
-    clip, geometry = spec.preprocess(frames)  # resizes a few frames at a time internally
+    clip, geometry = preprocess(frames)  # resizes a few frames at a time internally
     clip = clip.to(device)
 
     length = min(int(clip_len or spec.clip_len), total)
@@ -239,9 +252,15 @@ def explain_video(
     if labels is None:
         labels = _labels_for(net, probs.numel(), labels_file)
 
-    maps = torch.cat(pieces, dim=2)  # (1, 1, T, h, w)
+    maps = torch.cat(pieces, dim=2)  # (1, 1 + P, T, h, w): all layers, then each input pathway's (SlowFast)
+    maps, by_input = maps[:, :1], maps[:, 1:]
     boxes_model = attribution_to_boxes(maps, threshold, region=region, relative_to=relative_to)  # (1, T, 4)
     boxes = geometry.boxes_to_frame(boxes_model)[0]
+    names = list(getattr(net, "input_names", None) or [f"input{i}" for i in range(by_input.shape[1])])
+    pathways = {}
+    for name, m in zip(names, by_input.split(1, dim=1)):
+        own = attribution_to_boxes(m, threshold, region=region, relative_to=relative_to)
+        pathways[name] = {"maps": m, "boxes_model": own, "boxes": geometry.boxes_to_frame(own)[0]}
     curve = temporal_attention(maps)[0]
     segments = attention_to_segments(curve[None], threshold)[0]
     top = probs.topk(min(5, probs.numel()))
@@ -252,6 +271,7 @@ def explain_video(
         "maps": maps, "geometry": geometry, "boxes": boxes, "curve": curve, "segments": segments,
         "fps": fps, "windows": windows, "layers": layer_names, "files": {}, "device": str(device),
         "seconds": {"attribution": seconds_windows, "per_window": seconds_windows / len(windows)},
+        "full_frame": full_frame, "pathways": pathways,
     }
     if out is None:
         return result
@@ -285,6 +305,10 @@ def _write_outputs(result: Dict[str, Any], out: Path, *, boxes_model: torch.Tens
     (out / "top5.json").write_text(json.dumps(top5, indent=1))
     files["top5"] = out / "top5.json"
     files["boxes_csv"], files["boxes_json"] = _write_boxes(boxes, fps, out, frames.shape[1:3], video.name)
+    pathways = result["pathways"]
+    for name, p in pathways.items():  # a model of input pathways: each pathway's own boxes
+        files[f"boxes_{name}_csv"], files[f"boxes_{name}_json"] = _write_boxes(
+            p["boxes"], fps, out, frames.shape[1:3], video.name, stem=f"boxes_{name}")
     with open(out / "temporal.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["frame", "time_s", "attention"])
@@ -298,18 +322,26 @@ def _write_outputs(result: Dict[str, Any], out: Path, *, boxes_model: torch.Tens
     shown = resize_frames(frames, scale) if scale < 1 else frames.numpy()
     display_geo = replace(geometry, frame_size=tuple(shown.shape[1:3]))
     shown_boxes = display_geo.boxes_to_frame(boxes_model)[0]
-    chunks = []
-    for s in range(0, total, 32):  # overlay in chunks: bounded memory on long videos
-        m = display_geo.maps_to_frame(maps[:, :, s : s + 32])
-        chunks.append(draw_boxes(overlay(shown[s : s + 32], m), shown_boxes[s : s + 32]))
-    overlay_frames = torch.cat([torch.from_numpy(c) for c in chunks])
+    def overlaid(m_all: torch.Tensor, boxes_all: torch.Tensor) -> torch.Tensor:
+        chunks = []
+        for s in range(0, total, 32):  # overlay in chunks: bounded memory on long videos
+            m = display_geo.maps_to_frame(m_all[:, :, s : s + 32])
+            chunks.append(draw_boxes(overlay(shown[s : s + 32], m), boxes_all[s : s + 32]))
+        return torch.cat([torch.from_numpy(c) for c in chunks])
+
+    overlay_frames = overlaid(maps, shown_boxes)
+    pathway_boxes = {name: display_geo.boxes_to_frame(p["boxes_model"])[0] for name, p in pathways.items()}
     if mp4:
         files["mp4"] = save_mp4(overlay_frames, out / "overlay.mp4", fps=fps)
     if gif:
         every = max(1, -(-total // 100))  # at most ~100 GIF frames
-        small = resize_frames(overlay_frames[::every], min(1.0, 320 / max(shown.shape[1:3])))
-        caption = f"3DCam: {labels[video_class]} (p={float(probs[video_class]):.2f})"  # what the heat shows
-        files["gif"] = save_gif(tile_videos([small], [caption]), out / "overlay.gif", fps=max(1.0, fps / every))
+        width = min(1.0, 320 / max(shown.shape[1:3]))
+        videos = [resize_frames(overlay_frames[::every], width)]
+        captions = [f"3DCam: {labels[video_class]} (p={float(probs[video_class]):.2f})"]  # what the heat shows
+        for name, p in pathways.items():  # beside it, each pathway's own map and box
+            videos.append(resize_frames(overlaid(p["maps"], pathway_boxes[name])[::every], width))
+            captions.append(f"{name} pathway")
+        files["gif"] = save_gif(tile_videos(videos, captions), out / "overlay.gif", fps=max(1.0, fps / every))
     how = describe_attribution(rule, aggregation, normalize, layers=layer_names, counterfactual=counterfactual,
                                **{k: v for k, v in attribute_kwargs.items()
                                   if k not in ("layer_rule", "aggregation", "normalize_layers")})
@@ -321,14 +353,18 @@ def _write_outputs(result: Dict[str, Any], out: Path, *, boxes_model: torch.Tens
     idx = frame_indices(total, 8)
     full_maps = display_geo.maps_to_frame(maps[:, :, idx])
     row = "counterfactual 3DCam" if counterfactual else "3DCam"
-    fig = plot_overlay_rows(shown[idx], {row: full_maps}, boxes={row: shown_boxes[idx]}, frame_numbers=idx,
-                            title=title)
+    rows, row_boxes = {row: full_maps}, {row: shown_boxes[idx]}
+    for name, p in pathways.items():
+        rows[f"{name} pathway"] = display_geo.maps_to_frame(p["maps"][:, :, idx])
+        row_boxes[f"{name} pathway"] = pathway_boxes[name][idx]
+    fig = plot_overlay_rows(shown[idx], rows, boxes=row_boxes, frame_numbers=idx, title=title)
     files["frames_png"] = save_figure(fig, out / "frames.png")
     summary = {
         "video": str(video), "model": spec_name, "layers": layer_names, "rule": rule, "aggregation": aggregation,
         "preset": preset, "attribute": attribute_kwargs, "normalize_layers": normalize, "region": region,
         "relative_to": relative_to,
-        "counterfactual": counterfactual, "frames": total, "fps": fps, "windows": windows,
+        "counterfactual": counterfactual, "full_frame": result["full_frame"], "frames": total, "fps": fps,
+        "windows": windows, "model_input": list(maps.shape[-2:]), "pathways": list(pathways),
         "target": {"index": video_class, "label": labels[video_class]}, "top5": top5,
         "threshold": threshold, "segments_frames": segments.tolist(),
         "seconds": round(time.perf_counter() - t_start, 1), "device": str(device), "batch_size": batch_size,

@@ -28,47 +28,48 @@ __all__ = [
 NORMALIZATIONS = {True: "max", "max": "max", "minmax": "minmax", False: None, None: None}
 
 
-def check_inputs(inputs) -> Tuple[Tuple[Tensor, ...], Tensor]:
-    """Return ``(all_inputs, clip)``: ``inputs`` as a tuple, and the clip ``(N, C, T, H, W)``.
+def check_inputs(inputs) -> Tuple[Tensor, ...]:
+    """``inputs`` as a tuple of clips ``(N, C, T_i, H_i, W_i)``, detached, one per model input.
 
-    ``inputs`` is a tensor ``(N, C, T, H, W)`` or a tuple whose first element is one (extra
-    tensors are passed to the model as further positional inputs). Tensors made under
-    ``torch.inference_mode()`` are copied into ordinary tensors (autograd cannot record them).
+    ``inputs`` is a tensor or, as in Captum, a tuple of tensors passed to the model as its
+    positional inputs (one map per tensor comes back); every one is a non-empty floating-point 5-D
+    clip of the same batch size ``N`` (inputs that are not clips go in ``additional_forward_args``).
+    Tensors made under ``torch.inference_mode()`` are copied into ordinary tensors (autograd cannot
+    record them); the user's tensors are never marked as requiring grad.
     """
     if isinstance(inputs, Tensor):
         all_inputs = (inputs,)
-    elif isinstance(inputs, tuple) and inputs and isinstance(inputs[0], Tensor):
+    elif isinstance(inputs, tuple) and inputs and all(isinstance(t, Tensor) for t in inputs):
         all_inputs = inputs
     else:
+        got = type(inputs).__name__ if not isinstance(inputs, tuple) else (
+            "an empty tuple" if not inputs else
+            "a tuple holding " + ", ".join(sorted({type(t).__name__ for t in inputs if not isinstance(t, Tensor)})))
         raise TypeError(
-            "inputs: expected a torch.Tensor of shape (N, C, T, H, W) (or a tuple whose first "
-            f"element is one), got {type(inputs).__name__}"
+            "inputs: expected a torch.Tensor of shape (N, C, T, H, W) or a tuple of them (one per model "
+            f"input; arguments that are not clips go in additional_forward_args), got {got}"
         )
-    clip = all_inputs[0]
-    if clip.is_meta:
-        raise ValueError("inputs: a 'meta' tensor holds no values to explain; pass a real tensor")
-    if clip.dim() != 5:
-        raise ValueError(
-            f"inputs: expected a 5-D tensor (N, C, T, H, W), got shape {tuple(clip.shape)}"
-        )
-    if clip.shape[0] == 0:
-        raise ValueError(f"inputs: expected a non-empty batch, got shape {tuple(clip.shape)}")
-    if any(s == 0 for s in clip.shape[1:]):
-        raise ValueError(
-            f"inputs: expected non-empty (C, T, H, W), got shape {tuple(clip.shape)}"
-        )
-    if not clip.is_floating_point():
-        raise TypeError(f"inputs: expected a floating-point tensor, got dtype {clip.dtype}")
-    for i, t in enumerate(all_inputs):
-        if isinstance(t, Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            where = "inputs" if len(all_inputs) == 1 else f"inputs[{i}]"
+    for i, clip in enumerate(all_inputs):
+        where = "inputs" if isinstance(inputs, Tensor) else f"inputs[{i}]"
+        if clip.is_meta:
+            raise ValueError(f"{where}: a 'meta' tensor holds no values to explain; pass a real tensor")
+        if clip.dim() != 5:
+            raise ValueError(f"{where}: expected a 5-D tensor (N, C, T, H, W), got shape {tuple(clip.shape)}"
+                             + ("" if isinstance(inputs, Tensor) else
+                                "; arguments that are not clips go in additional_forward_args"))
+        if clip.shape[0] == 0:
+            raise ValueError(f"{where}: expected a non-empty batch, got shape {tuple(clip.shape)}")
+        if clip.shape[0] != all_inputs[0].shape[0]:
+            raise ValueError(f"{where}: expected the batch size of inputs[0] ({all_inputs[0].shape[0]}), "
+                             f"got shape {tuple(clip.shape)}")
+        if any(s == 0 for s in clip.shape[1:]):
+            raise ValueError(f"{where}: expected non-empty (C, T, H, W), got shape {tuple(clip.shape)}")
+        if not clip.is_floating_point():
+            raise TypeError(f"{where}: expected a floating-point tensor, got dtype {clip.dtype}")
+        if not bool(torch.isfinite(clip).all()):
             raise ValueError(f"{where}: contains NaN or Inf values")
     # detached aliases: Captum marks what it captures as requiring grad, never the user's tensor
-    all_inputs = tuple(
-        (t.clone() if t.is_inference() else t.detach()) if isinstance(t, Tensor) else t
-        for t in all_inputs
-    )
-    return all_inputs, all_inputs[0]
+    return tuple(t.clone() if t.is_inference() else t.detach() for t in all_inputs)
 
 
 def owner_module(forward_func) -> Optional[nn.Module]:

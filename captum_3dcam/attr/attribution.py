@@ -45,8 +45,9 @@ from ._validation import (
     resolve_targets,
     select_scores,
 )
+from .layer_inputs import layer_inputs
 from .rules import AGGREGATIONS, aggregate, check_gate, check_rule, gate_fusion, layer_map
-from .padding import check_margin, crop_time, pad_time
+from .padding import check_margin, crop_time, input_margins, pad_time
 from .upsample import check_size, upsample_to
 
 __all__ = ["LayerwiseGlobalLocal3DCam", "GlobalLocal3DCam", "Counterfactual3DCam"]
@@ -89,12 +90,20 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
             the devices the batch is scattered to (taken from the model itself when it is an
             ``nn.DataParallel``; required otherwise, as in Captum).
 
+    Attributes:
+        layer_inputs: after each :meth:`attribute` call, the index of the input each layer
+            belongs to (read from that call's forward pass; all 0 for one input).
+
     Example:
         >>> model = Small3DCNN(num_classes=5).eval()
         >>> cam = GlobalLocal3DCam(model, [model.conv1, model.conv2, model.conv3, model.conv4])
         >>> clip = torch.randn(2, 3, 16, 64, 64)
         >>> cam.attribute(clip).shape            # target=None: the predicted class
         torch.Size([2, 1, 16, 64, 64])
+
+        A model of several clips (Captum's tuple inputs), e.g. SlowFast's two pathways:
+
+        >>> slow_map, fast_map = GlobalLocal3DCam(two_pathways, layers).attribute((slow, fast))
     """
 
     counterfactual = False
@@ -113,6 +122,8 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
         self.layers = check_layers(layers, forward_func)
         self.layer_names = layer_names(self.layers, forward_func)
         self.device_ids = device_ids
+        #: after each call: the index of the input each layer belongs to (all 0 for one input)
+        self.layer_inputs: Optional[Tuple[int, ...]] = None
 
     def attribute(
         self,
@@ -137,8 +148,10 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
         r"""Attribute the target class to space-time positions of the input.
 
         Args:
-            inputs: clips ``(N, C, T, H, W)``, or a tuple whose first element is the clip batch
-                and the rest further model inputs. Must be finite.
+            inputs: clips ``(N, C, T, H, W)``, or, as in Captum, a tuple of clips
+                ``(N, C, T_i, H_i, W_i)`` passed to ``forward_func`` as its positional inputs (e.g.
+                SlowFast's slow and fast pathways); one map per input comes back. Must be finite.
+                Arguments that are not clips go in ``additional_forward_args``.
             target: Captum's ``TargetType``: ``None`` for the predicted class (argmax of the
                 output of the same forward pass), an int (numpy integers too) or a tuple for all
                 samples, a list of N ints or tuples, or a 1-D tensor/array of N ints.
@@ -173,9 +186,20 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
                 prediction for them).
 
         Returns:
-            ``P`` of shape ``(N, 1, T, H, W)`` on the input's device and dtype, non-negative (a
-            tuple ``(P,)`` when ``inputs`` is a tuple, as Captum formats outputs); with
-            ``return_layer_maps=True``, ``(P, [map_1, ..., map_K])`` in the order of ``layers``.
+            ``P`` of shape ``(N, 1, T, H, W)`` on the input's device and dtype, non-negative; for a
+            tuple of inputs a tuple ``(P_1, ..., P_I)``, ``P_i`` of shape ``(N, 1, T_i, H_i, W_i)``
+            fusing the layers that belong to input ``i`` (zeros when none does); with
+            ``return_layer_maps=True``, ``(P, [map_1, ..., map_K])`` in the order of ``layers``,
+            each on the grid of its input.
+
+        Multiple inputs: layer ``k`` belongs to the input its activation was computed from, read
+        from the autograd graph of the forward pass (not from names;
+        :mod:`captum_3dcam.attr.layer_inputs`); one computed from several (SlowFast's slow pathway
+        after a lateral connection) belongs to the one whose ``(T, H, W)`` grid is the closest to
+        its own. :attr:`layer_inputs` holds the input index of each layer after every call. The
+        gate of input ``i`` is its own last ``gate_layers`` layers (all of them when it has fewer);
+        ``temporal_margin`` pads each input in proportion to its frame rate, so inputs at different
+        rates stay aligned in time (:func:`~captum_3dcam.attr.padding.input_margins`). Still one forward and one backward pass.
 
         Raises:
             RuntimeError: called under ``torch.inference_mode()``, or the model output has no
@@ -202,58 +226,79 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
         check_normalization(normalize_layers)
         check_gate(gate, gate_layers, gate_mode, len(self.layers))
         margin = check_margin(temporal_margin)
-        all_inputs, clip = check_inputs(inputs)
-        final_size = tuple(clip.shape[2:]) if output_size is None else check_size(output_size, "output_size")
-        size = final_size
-        if margin:  # maps of the padded clip at the final (H, W), on the input's frames in time
-            all_inputs = (pad_time(clip, margin),) + tuple(all_inputs[1:])
-            size = (clip.shape[2] + 2 * margin, *final_size[1:])
+        clips = check_inputs(inputs)
+        finals = [tuple(c.shape[2:]) if output_size is None else check_size(output_size, "output_size")
+                  for c in clips]
+        margins = input_margins(margin, [c.shape[2] for c in clips])
+        # maps of the padded clips at the final (H, W), on the input's frames in time
+        sizes = [(c.shape[2] + 2 * m, *f[1:]) if m else f for c, m, f in zip(clips, margins, finals)]
         keep_all = return_layer_maps or aggregation == "max"
         full_maps = (len(self.layers) + 1 if keep_all else 3) + (gate is not None)
-        check_map_memory(clip.shape[0], size, clip.device, full_maps)
+        for c, size in zip(clips, sizes):
+            check_map_memory(c.shape[0], size, c.device, full_maps)
 
-        activations, gradients = self._activations_and_gradients(
-            all_inputs, target, additional_forward_args, attribute_to_layer_input, grad_kwargs
+        activations, gradients, owners = self._activations_and_gradients(
+            tuple(pad_time(c, m) for c, m in zip(clips, margins)), target, additional_forward_args,
+            attribute_to_layer_input, grad_kwargs,
         )
+        self.layer_inputs = owners
+        fuse = dict(layer_rule=layer_rule, aggregation=aggregation, normalize_layers=normalize_layers,
+                    keep_all=keep_all, gate=gate, gate_layers=gate_layers, gate_mode=gate_mode)
+        results, layer_maps = [], [None] * len(self.layers)
+        for i, clip in enumerate(clips):
+            mine = [k for k in range(len(self.layers)) if owners[k] == i]
+            result, maps = self._fuse(activations, gradients, mine, (clip.shape[0], 1, *sizes[i]), clips[0].device,
+                                      **fuse)
+            if relu_attributions:
+                result = result.clamp_min(0)
+
+            def back(m: Tensor, i=i, clip=clip) -> Tensor:
+                m = upsample_to(crop_time(m, margins[i], clip.shape[2]), finals[i]) if margins[i] else m
+                return m.to(device=clip.device, dtype=clip.dtype)
+
+            results.append(back(result))
+            if return_layer_maps:
+                for k, m in zip(mine, maps):
+                    layer_maps[k] = back(m)
+        result = _format_output(isinstance(inputs, tuple), tuple(results))
+        return (result, layer_maps) if return_layer_maps else result
+
+    def _fuse(self, activations, gradients, mine: List[int], shape, device, *, layer_rule, aggregation,
+              normalize_layers, keep_all, gate, gate_layers, gate_mode) -> Tuple[Tensor, List[Tensor]]:
+        """The fused map ``(N, 1, T, H, W)`` of the layers ``mine`` (and their maps when kept), each
+        layer freed once used; no layer: zeros (nothing of the model was computed from this input)."""
+        size = shape[2:]
+        if not mine:
+            return torch.zeros(shape, device=device), []
         gate_map = None
         if gate is not None:  # before the layers are freed below
             gate_map = aggregate([
                 layer_map(activations[k], gradients[k], size, gate, self.counterfactual, "minmax")
-                for k in range(len(activations) - gate_layers, len(activations))
+                for k in mine[max(0, len(mine) - gate_layers):]
             ], "sum")
         maps, running = [], None
-        for k in range(len(activations)):
-            m = layer_map(
-                activations[k], gradients[k], size, layer_rule, self.counterfactual, normalize_layers
-            )
+        for k in mine:
+            m = layer_map(activations[k], gradients[k], size, layer_rule, self.counterfactual, normalize_layers)
             activations[k] = gradients[k] = None  # free each layer as soon as it is used
             if keep_all:
                 maps.append(m)
             else:  # running sum: one full-size map in memory, not K
                 running = m if running is None else running.add_(m)
         if running is not None:
-            maps = [running / len(activations) if aggregation == "mean" else running]
+            maps = [running / len(mine) if aggregation == "mean" else running]
         result = aggregate(maps, "sum" if running is not None else aggregation)
         if gate_map is not None:
             result = gate_fusion(result, gate_map, gate_mode)
-        if relu_attributions:
-            result = result.clamp_min(0)
-        if margin:
-            def back(m: Tensor) -> Tensor:
-                return upsample_to(crop_time(m, margin, clip.shape[2]), final_size)
-
-            result = back(result)
-            maps = [back(m) for m in maps] if return_layer_maps else maps
-        result = _format_output(isinstance(inputs, tuple), (result.to(clip.dtype),))
-        if return_layer_maps:
-            return result, [m.to(device=clip.device, dtype=clip.dtype) for m in maps]
-        return result
+        return result, maps
 
     def _activations_and_gradients(
         self, all_inputs, target, additional_forward_args, to_layer_input: bool, grad_kwargs
-    ) -> Tuple[List[Tensor], List[Tensor]]:
-        """One forward and one backward pass: ``(A_k, G_k)`` for every layer, on the clip's device."""
+    ) -> Tuple[List[Tensor], List[Tensor], Tuple[int, ...]]:
+        """One forward and one backward pass: ``(A_k, G_k)`` for every layer, on the clip's device,
+        and the input each layer belongs to (:func:`~captum_3dcam.attr.layer_inputs.layer_inputs`)."""
         clip = all_inputs[0]
+        if len(all_inputs) > 1:  # the graph then reaches the inputs (detached aliases: never the user's)
+            all_inputs = tuple(x.requires_grad_() for x in all_inputs)
         model = owner_module(self.forward_func)
         device_ids = self.device_ids
         if device_ids is None and isinstance(self.forward_func, nn.DataParallel):
@@ -291,9 +336,11 @@ class LayerwiseGlobalLocal3DCam(GradientAttribution):
                         "unknown; pass device_ids (the DataParallel model's device_ids) as in Captum"
                     ) from exc
                 raise
+        owners = layer_inputs([a[0] for a in activations], all_inputs)
         return (
             [a[0].detach().to(clip.device) for a in activations],
             [g[0].to(clip.device) for g in gradients],
+            owners,
         )
 
 

@@ -1,7 +1,7 @@
 """What every ``captum-3dcam`` command shares: argument types, the common options, error lines.
 
 Lives here: :func:`add_command` (a subcommand with ``--quiet`` (alias ``--no-progress``), ``--debug``
-and ``--device``), the argument types :func:`positive_int`, :func:`seed`, :func:`fraction`, :func:`device`, and
+and ``--device``), :func:`add_full_frame` (``--full-frame``), the argument types :func:`positive_int`, :func:`seed`, :func:`fraction`, :func:`device`, and
 :func:`run_command` (a user's mistake, or an ``OSError`` such as a full disk, becomes one line on
 stderr and exit status 2). Does not
 live here: any command (one module each in :mod:`captum_3dcam.cli`) or library logic.
@@ -13,7 +13,7 @@ import sys
 
 from ..errors import Captum3DCamError
 
-__all__ = ["Parser", "add_command", "positive_int", "non_negative_int", "seed", "fraction", "device", "run_command", "USER_ERRORS"]
+__all__ = ["Parser", "add_command", "add_full_frame", "positive_int", "non_negative_int", "seed", "fraction", "device", "run_command", "USER_ERRORS"]
 
 #: Exceptions printed as one line (exit status 2) unless ``--debug``.
 USER_ERRORS = (Captum3DCamError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
@@ -97,6 +97,20 @@ def add_command(subparsers, name: str, *, help: str, description: str, with_devi
         parser.add_argument("--device", type=device, default="auto",
                             help="auto (CUDA when available, the default), cpu, cuda or cuda:N")
     return parser
+
+
+def add_full_frame(parser) -> None:
+    """``--full-frame`` (``args.full_frame``): the whole frame at the model's scale instead of the centre crop.
+
+    The models refused (a head of fixed input size) are named from the registry, without torch.
+    """
+    from ..models.registry import MODELS
+
+    fixed = [name for name, spec in MODELS.items() if not spec.fully_convolutional]
+    parser.add_argument("--full-frame", action="store_true",
+                        help="explain the whole frame: the short side resized to the model's scale, no centre crop, "
+                             "so maps and boxes cover every pixel (fully convolutional models only"
+                             + (f"; not {', '.join(fixed)}" if fixed else "") + ")")
 
 
 def run_command(command: str, run, args) -> int:

@@ -5,7 +5,7 @@ from pathlib import Path
 from ..datasets import NAMES
 from ..errors import Captum3DCamError
 from ..models.registry import MODELS
-from ._common import add_command, fraction, positive_int, seed
+from ._common import add_command, add_full_frame, fraction, positive_int, seed
 
 NAME = "evaluate"
 
@@ -31,6 +31,7 @@ def add_parser(subparsers):
     p.add_argument("--max-videos", type=positive_int, help="evaluate at most this many videos (synthetic: 100)")
     p.add_argument("--threshold", type=fraction, default=0.5, help="box threshold (default 0.5)")
     p.add_argument("--seed", type=seed, default=0, help="synthetic data seed (default 0)")
+    add_full_frame(p)
     p.add_argument("--out", help="folder for localization.md and localization.json")
     return p
 
@@ -44,6 +45,6 @@ def run(args) -> int:
     result = run_evaluate(args.dataset, root=args.root, annotations=args.annotations, split=args.split,
                           model=args.model, checkpoint=args.checkpoint, layers=args.layers, methods=args.methods,
                           preset=args.preset, max_videos=args.max_videos, threshold=args.threshold, seed=args.seed, device=args.device,
-                          out=args.out, progress=not args.no_progress)
+                          out=args.out, progress=not args.no_progress, full_frame=args.full_frame)
     print(result["table"])
     return 0

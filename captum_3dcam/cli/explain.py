@@ -3,7 +3,7 @@ from pathlib import Path
 
 from ..models.registry import MODELS
 from ..attr.presets import PRESETS
-from ._common import add_command, fraction, positive_int
+from ._common import add_command, add_full_frame, fraction, positive_int
 
 NAME = "explain"
 #: The rules of ``--rule``: the keys of :data:`captum_3dcam.attr.rules.LAYER_RULES` (a test holds them equal;
@@ -31,6 +31,7 @@ def add_parser(subparsers):
     p.add_argument("--rule", choices=RULES, help="per-layer rule (default: the preset's)")
     p.add_argument("--aggregation", choices=("sum", "mean", "max"), help="how layer maps combine (default: the preset's)")
     p.add_argument("--counterfactual", action="store_true", help="explain what argues against the class (eq. 4)")
+    add_full_frame(p)
     p.add_argument("--target", help="class index or name to explain (default: the video's top class)")
     p.add_argument("--clip-len", type=positive_int, help="window length in frames (default: the model's: i3d 64)")
     p.add_argument("--stride", type=positive_int, help="window step in frames (default: half the window)")
@@ -56,12 +57,12 @@ def run(args) -> int:
         aggregation=args.aggregation, counterfactual=args.counterfactual, target=args.target,
         clip_len=args.clip_len, stride=args.stride, max_frames=args.max_frames, threshold=args.threshold,
         labels_file=args.labels_file, out=out, gif=not args.no_gif, mp4=not args.no_mp4, device=args.device,
-        batch_size=args.batch_size, progress=not args.no_progress, preset=args.preset)
+        batch_size=args.batch_size, progress=not args.no_progress, preset=args.preset, full_frame=args.full_frame)
     print(f"{'rank':>4}  {'prob':>6}  class")
     for row in result["top5"]:
         print(f"{row['rank']:>4}  {row['probability']:6.3f}  {row['label']} ({row['index']})")
     segs = ", ".join(f"{s}-{e}" for s, e in result["segments"].tolist()) or "none"
-    print(f"preset: {args.preset}")
+    print(f"preset: {args.preset}" + ("; the whole frame (--full-frame)" if args.full_frame else ""))
     print(f"explained: {result['target_label']}; action segments (frames, end exclusive): {segs}")
     sec = result["seconds"]
     print(f"3DCam: {len(result['windows'])} window(s) in {sec['attribution']:.1f} s "

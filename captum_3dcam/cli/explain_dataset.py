@@ -3,7 +3,7 @@ too (:func:`captum_3dcam.evaluation.dataset_run.run_explain_dataset`)."""
 
 from ..datasets import NAMES
 from ..models.registry import MODELS
-from ._common import add_command, non_negative_int, positive_int, seed
+from ._common import add_command, add_full_frame, non_negative_int, positive_int, seed
 
 NAME = "explain-dataset"
 
@@ -40,6 +40,7 @@ def add_parser(subparsers):
     p.add_argument("--workers", type=non_negative_int,
                    help="DataLoader workers reading annotations ahead per rank (default: 2; synthetic: 0)")
     p.add_argument("--seed", type=seed, default=0, help="synthetic data seed (default 0)")
+    add_full_frame(p)
     p.add_argument("--out", required=True, help="output folder (a run already there is resumed; a corrupt OUT/run.json stops the run)")
     return p
 
@@ -53,7 +54,7 @@ def run(args) -> int:
         model=args.model, checkpoint=args.checkpoint, preset=args.preset, layers=args.layers, device=args.device,
         batch_size=args.batch_size, limit=args.limit, save_maps=args.save_maps, dtype=args.dtype,
         clip_len=args.clip_len, stride=args.stride, workers=args.workers, seed=args.seed,
-        progress=not args.no_progress)
+        progress=not args.no_progress, full_frame=args.full_frame)
     if result["rank"] == 0:
         print(result["table"], end="")
         print(f"wrote {args.out}/: videos/ ({result['num_videos']} files), summary.json, localization.md")

@@ -1,16 +1,17 @@
 """Evaluation over datasets: what a localization method is (:mod:`.methods`), running methods (:mod:`.engine`),
-the tables (:mod:`.tables`), ``evaluate`` (:mod:`.evaluate`) and ``explain-dataset`` with its resume (:mod:`.dataset_run`, :mod:`.resume`).
+the tables (:mod:`.tables`), ``evaluate`` (:mod:`.evaluate`) and ``explain-dataset`` with its videos and its
+resume (:mod:`.dataset_run`, :mod:`.videos`, :mod:`.resume`).
 """
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "DATASETS": ".dataset_run",
     "DTYPES": ".dataset_run",
     "run_explain_dataset": ".dataset_run",
     "explain_clip": ".dataset_run",
-    "dataset_videos": ".dataset_run",
-    "load_dataset_model": ".dataset_run",
-    "dataset_model_spec": ".dataset_run",
+    "DATASETS": ".videos",
+    "dataset_videos": ".videos",
+    "load_dataset_model": ".videos",
+    "dataset_model_spec": ".videos",
     "evaluate_methods": ".engine",
     "IOU_THRESHOLDS": ".engine",
     "config_key": ".engine",
@@ -25,6 +26,7 @@ _EXPORTS = {
     "unavailable": ".methods",
     "peer_status": ".methods",
     "FIXED": ".resume",
+    "FIXED_DEFAULTS": ".resume",
     "read_json": ".resume",
     "video_ids": ".resume",
     "prepare_out": ".resume",

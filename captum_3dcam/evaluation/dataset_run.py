@@ -16,164 +16,39 @@ float16, appended as the frames finish). Under torchrun every rank takes
 :class:`~captum_3dcam.metrics.localization.LocalizationMeter`). A rerun skips the videos whose files are what
 this run would write (:mod:`.resume`: nothing in ``OUT`` is trusted that this run did not write).
 
-Lives here: :func:`run_explain_dataset`, :func:`explain_clip` (one preprocessed video),
-:func:`dataset_videos` (a dataset by name as whole videos), :func:`dataset_model_spec` and
-:func:`load_dataset_model` (the model ``evaluate`` and ``explain-dataset`` use). Does not live here: the windows and the attribution
-(:mod:`captum_3dcam.video.windows`, :mod:`captum_3dcam.attr.attribution`), the process group
-(:mod:`captum_3dcam.training.distributed`), the metrics (:mod:`captum_3dcam.metrics.localization`), the command line
+Lives here: :func:`run_explain_dataset`, :func:`explain_clip` (one preprocessed video), the
+per-video file and the summary. Does not live here: the videos and the model by name
+(:mod:`.videos`), the windows and the attribution (:mod:`captum_3dcam.video.windows`,
+:mod:`captum_3dcam.attr.attribution`), the process group (:mod:`captum_3dcam.training.distributed`),
+the metrics (:mod:`captum_3dcam.metrics.localization`), the command line
 (:mod:`captum_3dcam.cli.explain_dataset`).
 """
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Subset
 
-from .._utils import as_path, check_output_dir, log, progress_bar, write_atomic
+from .._utils import check_output_dir, log, progress_bar, write_atomic
 from ..training.distributed import init_distributed
-from ..datasets import NAMES
 from ..errors import Captum3DCamError
 from ..metrics.localization import DEFAULT_IOU_THRESHOLDS, LocalizationMeter, box_iou, pointing_game
-from ..models.registry import MODELS, ModelSpec, check_layer_names, get_model_spec, resolve_model_layers
-from ..video.preprocess import ClipGeometry
+from ..models.full_frame import check_full_frame
+from ..models.registry import check_layer_names, resolve_model_layers
+from ..video.geometry import ClipGeometry
 from ..attr.presets import get_preset
-from ..video.streaming import MapsWriter, explain_stream, frame_chunks
-from ..video.io import iter_frames
-from .resume import expected_windows, fixed_settings, num_outputs, prepare_out, read_done, video_ids, videos_to_do
+from ..video.streaming import MapsWriter, explain_stream
+from .resume import expected_windows, fixed_settings, num_outputs, prepare_out, read_done, videos_to_do
 from .tables import fmt
+from .videos import DATASETS, Videos, dataset_model_spec, dataset_videos, load_dataset_model
 
-__all__ = ["DATASETS", "DTYPES", "run_explain_dataset", "explain_clip", "dataset_videos", "load_dataset_model",
-           "dataset_model_spec"]
+__all__ = ["DTYPES", "run_explain_dataset", "explain_clip"]
 
 PathLike = Union[str, os.PathLike]
-DATASETS = NAMES
 DTYPES = ("float32", "bfloat16")
-_SMALL = ("small-synthetic", "small")
-
-
-def dataset_model_spec(dataset: str, model: Optional[str], checkpoint: Optional[PathLike]) -> ModelSpec:
-    """The :class:`ModelSpec` of ``model`` (default ``small-synthetic`` on synthetic data); checks ``checkpoint`` exists."""
-    name = model or ("small-synthetic" if dataset == "synthetic" else None)
-    if name is None:
-        raise Captum3DCamError(f"--model: choose the model to explain on {dataset} ({', '.join(MODELS)})")
-    spec = get_model_spec(name)
-    if checkpoint is not None and not as_path(checkpoint, "--checkpoint", kind="file").is_file():
-        raise Captum3DCamError(f"--checkpoint: no file at {checkpoint}")
-    return spec
-
-
-def load_dataset_model(dataset: str, model: Optional[str], checkpoint: Optional[PathLike], *, seed: int = 0,
-                       progress: bool = True) -> Tuple[ModelSpec, torch.nn.Module]:
-    """``(spec, net)`` in eval mode: ``model`` (:func:`dataset_model_spec`) from ``checkpoint``.
-
-    ``small-synthetic`` without a checkpoint is the demo's cached model (trained when missing).
-    """
-    from ..models.small_checkpoint import default_small_checkpoint
-    from ..training.small_recipe import load_or_train_small_model
-
-    spec = dataset_model_spec(dataset, model, checkpoint)
-    if spec.name == "small-synthetic" and checkpoint is None:
-        ckpt = default_small_checkpoint(seed)
-        log(f"{'loading' if ckpt.is_file() else 'training'} the small model ({ckpt}) ...", progress)
-        return spec, load_or_train_small_model(ckpt, seed=seed, progress=progress).eval()
-    return spec, spec.load(None if checkpoint is None else str(checkpoint)).eval()
-
-
-def _identity_geometry(h: int, w: int, t: int) -> ClipGeometry:
-    return ClipGeometry(frame_size=(h, w), resized_size=(h, w), crop_box=(0, 0, w, h), frame_indices=range(t))
-
-
-class _Videos(Dataset):
-    """Whole videos ``{"video", "source", "gt" (T, 4), "label"}``; :meth:`stream` decodes one as it is explained."""
-
-    def __init__(self, data, spec: ModelSpec, ids: Sequence[str], indices: Sequence[int], synthetic: bool) -> None:
-        self.data, self.spec, self.ids, self.indices, self.synthetic = data, spec, list(ids), list(indices), synthetic
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> Dict[str, Any]:
-        if self.synthetic:  # one synthetic video (generated, small): its consecutive clips joined along time
-            k = self.data.clips_per_video
-            parts = [self.data[self.indices[i] * k + c] for c in range(k)]
-            clip = torch.cat([p[0] for p in parts], dim=1)
-            gt, label = torch.cat([torch.as_tensor(p[1]) for p in parts]).float(), int(parts[0][2])
-            if self.spec.name in _SMALL:
-                _, t, h, w = clip.shape
-                source = (clip[None], _identity_geometry(h, w, t))
-            else:
-                source = self.spec.preprocess((self.data.to_rgb(clip).permute(1, 2, 3, 0) * 255).round().to(torch.uint8))
-        else:  # a file or frame folder: its path and length only; the frames are decoded by stream()
-            j = self.indices[i]
-            name = self.data.items[j][0]  # clip_len=None: one item per video, frames 1..n
-            source = (str(self.data.source(name)), len(self.data.frame_numbers(j)))
-            gt, label = self.data.clip_boxes(j).float(), int(self.data.annotations[name].label)
-        return {"video": self.ids[i], "source": source, "gt": gt, "label": label}
-
-    def record(self, i: int, gt: bool = True) -> Dict[str, Any]:
-        """What the dataset says of video ``i``: ``{"video", "frames", "label", "gt" (T, 4) or None}``."""
-        if self.synthetic:
-            k = self.data.clips_per_video
-            first = self.indices[i] * k
-            boxes = torch.cat([torch.as_tensor(self.data[first + c][1]) for c in range(k)]).float() if gt else None
-            return {"video": self.ids[i], "frames": k * self.data.config.clip_len, "label": int(self.data.labels[first]),
-                    "gt": boxes}
-        j = self.indices[i]
-        name = self.data.items[j][0]
-        return {"video": self.ids[i], "frames": len(self.data.frame_numbers(j)),
-                "label": int(self.data.annotations[name].label), "gt": self.data.clip_boxes(j).float() if gt else None}
-
-    def stream(self, item: Dict[str, Any], clip_len: int, device) -> Callable[[], Iterator]:
-        """A source for :func:`~captum_3dcam.video.streaming.explain_stream`: the item's preprocessed chunks."""
-        first, second = item["source"]
-        if isinstance(first, torch.Tensor):  # already preprocessed, in memory
-            return lambda: ((first[:, :, s : s + clip_len].to(device), second) for s in range(0, first.shape[2], clip_len))
-        return lambda: ((c.to(device), g) for c, g in frame_chunks(iter_frames(first, second), self.spec.preprocess,
-                                                                  group=clip_len, pad_to=clip_len))
-
-
-def dataset_videos(dataset: str, spec: ModelSpec, *, root: Optional[PathLike] = None,
-                   annotations: Optional[PathLike] = None, split: str = "test", limit: Optional[int] = None,
-                   seed: int = 0) -> Tuple[Dataset, List[str]]:
-    """``(videos, classes)``: the first ``limit`` whole videos of a split, in a fixed order (sorted names).
-
-    ``"synthetic"``: :class:`~captum_3dcam.datasets.SyntheticActions` test videos of 2 clips;
-    ``"jhmdb"``, ``"ucf101-24"``: the split's videos with their boxes in the original pixels;
-    ``"folder"``: ``root/test/<class>/<video>`` (or ``root/<class>/<video>``), no boxes.
-
-    Shape:
-        item ``clip`` ``(1, 3, T, h, w)``, ``gt`` ``(T, 4)`` (NaN rows: no box), ``label`` int
-    """
-    from .. import datasets
-
-    if dataset not in DATASETS:
-        raise Captum3DCamError(f"--dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
-    if dataset == "synthetic":
-        data = datasets.SyntheticActions(int(limit or 100), "test", seed=seed, clips_per_video=2)
-        n = data.num_videos
-        return _Videos(data, spec, [f"synthetic-{v:04d}" for v in range(n)], range(n), True), list(data.classes)
-    if root is None or not as_path(root, "--root", kind="dir").is_dir():
-        raise Captum3DCamError(f"--root: the {dataset} dataset needs --root PATH (its folder); got {root}")
-    if annotations is not None and not as_path(annotations, "--annotations", kind="file").is_file():
-        raise Captum3DCamError(f"--annotations: no file at {annotations}")
-    if dataset == "ucf101-24":
-        if annotations is None:
-            raise Captum3DCamError("--annotations: ucf101-24 needs its annotation file (UCF101v2-GT.pkl or pyannot.pkl)")
-        data = datasets.UCF101_24(root, annotations, split=split, clip_len=None)
-    elif dataset == "jhmdb":
-        data = datasets.JHMDB(root, split=split, clip_len=None, gt=annotations)
-    else:
-        folder = Path(root) / "test" if (Path(root) / "test").is_dir() else Path(root)
-        data = datasets.VideoFolder(folder, clip_len=None)
-    order = sorted(range(len(data)), key=lambda i: str(data.video_ids[i]))
-    if not order:
-        raise Captum3DCamError(f"--root: no videos of the {split} split found in {root}")
-    ids = video_ids([data.video_ids[i] for i in order])  # of every video: the same whatever --limit
-    order = order[: limit or None]
-    return _Videos(data, spec, ids[: len(order)], order, False), list(data.classes)
 
 
 def explain_clip(net, layers, clip: torch.Tensor, geometry: ClipGeometry, *, preset: Dict[str, Any],
@@ -194,7 +69,7 @@ def explain_clip(net, layers, clip: torch.Tensor, geometry: ClipGeometry, *, pre
     maps, boxes = [], []
     result = explain_stream(net, layers, lambda: [(clip, geometry)], preset=preset, clip_len=clip_len, stride=stride,
                             batch_size=batch_size, dtype=dtype, target=target,
-                            sink=lambda _, m, b, g: (maps.append(m), boxes.append(b)))
+                            sink=lambda _, m, b, g: (maps.append(m[:, :1]), boxes.append(b)))
     return {"maps": torch.cat(maps, dim=2), "boxes": torch.cat(boxes), "probs": result["probs"],
             "target": result["target"], "windows": result["windows"]}
 
@@ -250,7 +125,7 @@ def _summary(out: Path, records: Sequence[Dict[str, Any]], settings: Dict[str, A
     return {**summary, "table": head + table}
 
 
-def _explain_one(item, videos: _Videos, net, layers, settings, *, batch_size, save_maps: bool, out: Path, classes,
+def _explain_one(item, videos: Videos, net, layers, settings, *, batch_size, save_maps: bool, out: Path, classes,
                  device) -> None:
     """One video streamed (:func:`~captum_3dcam.video.streaming.explain_stream`): each frame's box, hit and IoU
     (and float16 map) kept as it is final; the frames and the float32 maps are never held whole."""
@@ -312,6 +187,7 @@ def run_explain_dataset(
     workers: Optional[int] = None,
     seed: int = 0,
     progress: bool = True,
+    full_frame: bool = False,
 ) -> Dict[str, Any]:
     """Explain the first ``limit`` videos of ``dataset`` into ``out`` (see the module docstring); resumable.
 
@@ -326,6 +202,9 @@ def run_explain_dataset(
         dtype: ``"float32"`` or ``"bfloat16"`` (``torch.autocast``).
         workers: DataLoader workers reading videos' annotations ahead (default 2 for files, 0 for
             synthetic); the frames are decoded in this process as they stream.
+        full_frame: explain the whole frame at the model's scale, no centre crop (``--full-frame``;
+            a fully convolutional model only, another is refused before the weights load). Recorded
+            in ``run.json``: a rerun with the other setting is refused, its files are not reused.
 
     Returns:
         the summary (``summary.json``'s content and ``"table"``) on rank 0; ``{"rank": r}`` elsewhere.
@@ -348,9 +227,10 @@ def run_explain_dataset(
     with init_distributed(device) as ctx:
         show = progress and ctx.is_main
         spec = dataset_model_spec(dataset, model, checkpoint)
-        check_layer_names(spec, layers)  # before the weights load
+        check_full_frame(spec, full_frame)  # before the weights load, as the layers
+        check_layer_names(spec, layers)
         videos, classes = dataset_videos(dataset, spec, root=root, annotations=annotations, split=split,
-                                         limit=limit, seed=seed)
+                                         limit=limit, seed=seed, full_frame=full_frame)
         with ctx.main_first():  # rank 0 may train the cached small model; the others then load it
             _, net = load_dataset_model(dataset, spec.name, checkpoint, seed=seed, progress=show)
         net = net.to(ctx.device)
@@ -360,7 +240,7 @@ def run_explain_dataset(
                     "split": split, "model": spec.name,
                     "checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
                     "preset": str(preset).lower(), "layers": layer_names, "dtype": dtype,
-                    "clip_len": int(clip_len or spec.clip_len), "stride": stride, "seed": seed}
+                    "clip_len": int(clip_len or spec.clip_len), "stride": stride, "seed": seed, "full_frame": full_frame}
         if ctx.is_main:  # raises before the barrier: torchrun then stops the other ranks
             prepare_out(out, settings, videos.ids)
         ctx.barrier()

@@ -167,7 +167,7 @@ def evaluate_methods(
         layers: its layers, shallow to deep (the last one is GradCAM's layer).
         dataset: iterable of ``(clip (C, T, H, W), boxes (T, 4), label)`` or, for clips whose maps
             must be mapped back to the original frame, ``(clip, boxes, label, geometry)`` with
-            ``geometry.maps_to_frame`` (:class:`captum_3dcam.video.preprocess.ClipGeometry`) and ``boxes``
+            ``geometry.maps_to_frame`` (:class:`captum_3dcam.video.geometry.ClipGeometry`) and ``boxes``
             in the original frame's pixels. Boxes are NaN rows where a frame has no ground truth.
         methods: names from :func:`available_methods` (``"preset:localize"`` included) or
             :class:`Method` objects; default: all, peers included when their package imports.

@@ -6,7 +6,8 @@
 
 Lives here: :func:`run_evaluate` and :func:`dataset_items` (a dataset by name, a model by name, the
 tables written to a folder). Does not live here: what a method is (:mod:`.methods`), running methods
-over a dataset (:mod:`.engine`), the tables (:mod:`.tables`), ``explain-dataset`` (:mod:`.dataset_run`).
+over a dataset (:mod:`.engine`), the tables (:mod:`.tables`), the model by name (:mod:`.videos`),
+``explain-dataset`` (:mod:`.dataset_run`).
 """
 import json
 import os
@@ -17,12 +18,13 @@ import torch
 from .._utils import as_path, check_output_dir, resolve_device
 from ..datasets import NAMES
 from ..errors import Captum3DCamError
+from ..models.full_frame import model_preprocess
 from ..models.registry import ModelSpec, check_layer_names, resolve_model_layers
 from ..attr.presets import get_preset
-from .dataset_run import dataset_model_spec, load_dataset_model
 from .engine import evaluate_methods
 from .methods import get_method, method_layers
 from .tables import LOCALIZATION_COLUMNS, fmt, markdown_table
+from .videos import dataset_model_spec, load_dataset_model
 
 __all__ = ["run_evaluate", "dataset_items", "DATASETS"]
 
@@ -31,13 +33,16 @@ DATASETS = NAMES[:3]  # the datasets with boxes
 
 
 def dataset_items(dataset: str, root: Optional[PathLike] = None, max_videos: Optional[int] = None, seed: int = 0,
-                  spec: Optional[ModelSpec] = None, split: str = "test", annotations: Optional[PathLike] = None):
+                  spec: Optional[ModelSpec] = None, split: str = "test", annotations: Optional[PathLike] = None,
+                  full_frame: bool = False):
     """``(clip, boxes, label[, geometry])`` items of a localization dataset, by name.
 
     ``"synthetic"`` gives :class:`~captum_3dcam.datasets.SyntheticActions` test clips. Real datasets
     (``"jhmdb"``, ``"ucf101-24"``) yield uint8 frames with boxes in the original pixels; each clip is
     preprocessed for the model (``spec.preprocess``) and carries its
-    :class:`~captum_3dcam.video.preprocess.ClipGeometry`, so maps are scored in the original frame.
+    :class:`~captum_3dcam.video.geometry.ClipGeometry`, so maps are scored in the original frame;
+    ``full_frame=True``: the whole frame at the model's scale, no centre crop (synthetic clips are
+    whole frames already).
 
     Shape:
         - items: clip :math:`(3, T, h, w)`, boxes :math:`(T, 4)`
@@ -53,6 +58,7 @@ def dataset_items(dataset: str, root: Optional[PathLike] = None, max_videos: Opt
     if annotations is not None and not as_path(annotations, "--annotations", kind="file").is_file():
         raise Captum3DCamError(f"--annotations: no file at {annotations}")
     clip_len = spec.clip_len if spec is not None else 16
+    preprocess = model_preprocess(spec, full_frame) if spec is not None else None
     if dataset == "ucf101-24":
         if annotations is None:
             raise Captum3DCamError("--annotations: ucf101-24 needs its annotation file (UCF101v2-GT.pkl or pyannot.pkl)")
@@ -66,7 +72,7 @@ def dataset_items(dataset: str, root: Optional[PathLike] = None, max_videos: Opt
     def items():
         for i in range(count):
             frames, boxes, label = data[i][:3]
-            clip, geometry = spec.preprocess(torch.as_tensor(frames))
+            clip, geometry = preprocess(torch.as_tensor(frames))
             yield clip[0], torch.as_tensor(boxes, dtype=torch.float32), int(label), geometry
 
     return items()
@@ -92,6 +98,7 @@ def run_evaluate(
     device: str = "auto",
     out: Optional[PathLike] = None,
     progress: bool = True,
+    full_frame: bool = False,
 ) -> Dict[str, Any]:
     """The paper's localization tables (pointing game, IoU accuracy, Acc2) on a dataset.
 
@@ -120,6 +127,8 @@ def run_evaluate(
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
         out: folder for ``localization.md`` and ``localization.json``.
         progress: progress bars.
+        full_frame: real datasets: explain the whole frame (``--full-frame``, no centre crop); only
+            for a fully convolutional model, another is refused before the weights load.
 
     Returns:
         ``{"results": {method: metrics}, "table": markdown}``.
@@ -127,11 +136,13 @@ def run_evaluate(
     if dataset not in DATASETS:
         raise Captum3DCamError(f"--dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
     spec = dataset_model_spec(dataset, model, checkpoint)
+    model_preprocess(spec, full_frame)  # --full-frame refused for a head of fixed size, before anything else
     if out is not None:
         out = check_output_dir(out, "--out")  # before the model passes, not after
     torch_device = resolve_device(device)  # the cheap checks before the weights load
     check_layer_names(spec, layers)
-    items = dataset_items(dataset, root, max_videos, seed, spec, split=split, annotations=annotations)
+    items = dataset_items(dataset, root, max_videos, seed, spec, split=split, annotations=annotations,
+                          full_frame=full_frame)
     _, net = load_dataset_model(dataset, spec.name, checkpoint, seed=seed, progress=progress)
     net = net.to(torch_device).eval()
     layer_names, layer_modules = resolve_model_layers(net, layers, spec.name)
@@ -154,7 +165,7 @@ def run_evaluate(
     table = markdown_table(rows, LOCALIZATION_COLUMNS)
     header = (f"Localization on {dataset} ({int(rows[0]['frames'])} frames with a box, {int(rows[0]['clips'])} clips), "
               f"model {spec.name}, class accuracy {fmt(float(rows[0].get('class_acc', float('nan'))))}, "
-              f"threshold {threshold}" + (f", preset `{preset}` (its own boxes: {get_preset(preset)['boxes']})"
+              f"threshold {threshold}" + (", the whole frame (--full-frame)" if full_frame else "") + (f", preset `{preset}` (its own boxes: {get_preset(preset)['boxes']})"
                                           if preset else "") + ".")
     text = header + "\n\n" + table + ("\n\n" + "\n".join(skipped) if skipped else "")
     if out is not None:

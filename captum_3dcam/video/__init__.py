@@ -1,4 +1,4 @@
-"""Video in and out (:mod:`.io`), preprocessing for a model and the geometry back (:mod:`.preprocess`),
+"""Video in and out (:mod:`.io`), preprocessing for a model (:mod:`.preprocess`) and the geometry back (:mod:`.geometry`),
 sliding windows (:mod:`.windows`) and a video of any length in flat memory (:mod:`.streaming`).
 """
 from .._lazy import lazy_exports
@@ -15,7 +15,7 @@ _EXPORTS = {
     "save_video": ".io",
     "VIDEO_EXTENSIONS": ".io",
     "IMAGE_EXTENSIONS": ".io",
-    "ClipGeometry": ".preprocess",
+    "ClipGeometry": ".geometry",
     "centre_frame_indices": ".preprocess",
     "preprocess_clip": ".preprocess",
     "preprocess_i3d": ".preprocess",

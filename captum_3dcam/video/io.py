@@ -5,8 +5,9 @@ Lives here: :func:`read_video` (a whole file, PyAV), :func:`iter_frames` (one fr
 (1-based frame numbers of a file or of a folder of ``00001.jpg`` images, as annotation files
 count them), :func:`video_fps`, :func:`to_frames` (any clip -> displayable ``uint8`` RGB),
 :func:`save_gif` (Pillow), :func:`save_mp4` (PyAV) and :func:`save_video`. Does not live here:
-preprocessing for a model and the coordinates back (:mod:`captum_3dcam.video.preprocess`), sliding
-windows (:mod:`captum_3dcam.video.windows`) and anything drawn on frames (:mod:`captum_3dcam.viz.overlays`).
+preprocessing for a model (:mod:`captum_3dcam.video.preprocess`), the coordinates back
+(:mod:`captum_3dcam.video.geometry`), sliding windows (:mod:`captum_3dcam.video.windows`) and
+anything drawn on frames (:mod:`captum_3dcam.viz.overlays`).
 
 Frames are ``uint8`` tensors ``(T, H, W, 3)``, RGB. PyAV and Pillow are imported where used
 (``pip install captum-3dcam[video,viz]``).

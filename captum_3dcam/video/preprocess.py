@@ -1,29 +1,27 @@
-"""Frames to model input and coordinates back: per-model preprocessing and :class:`ClipGeometry`.
+"""Frames to model input: per-model preprocessing, each with the :class:`~.geometry.ClipGeometry` back.
 
 Lives here: :func:`preprocess_i3d` / :func:`preprocess_resnext` / :func:`preprocess_torchvision` (the
 weights' own ``weights.transforms()``), the general :func:`preprocess_clip` and the plain
-:func:`frames_to_clip` turn decoded frames ``(T, H, W, 3)`` into
-a model input ``(1, 3, T, h, w)`` and return a :class:`ClipGeometry` that maps maps and boxes at
-model resolution back to the original frame's pixels. Does not live here: decoding and encoding
-(:mod:`captum_3dcam.video.io`), sliding windows over long videos (:mod:`captum_3dcam.video.windows`).
-
-Coordinates: pixel-edge convention (SPEC section 4): pixel column ``i`` spans ``[i, i + 1)``; a
-box ``(x1, y1, x2, y2)`` covers ``x1 <= x < x2``. Resizing maps a pixel-edge coordinate ``u`` of
-the original frame to ``u * resized_w / W``; cropping subtracts the crop's offset.
+:func:`frames_to_clip` turn decoded frames ``(T, H, W, 3)`` into a model input ``(1, 3, T, h, w)``;
+the ``preprocess_*`` functions return with it a :class:`~.geometry.ClipGeometry` that maps maps and
+boxes at model resolution back to the original frame's pixels. Each resizes the short side to the
+model's scale then centre-crops; ``crop=False`` keeps the whole resized frame ``(H_r, W_r)`` (for a
+fully convolutional model, whose head averages over space). Does not live here: the geometry itself
+(:mod:`captum_3dcam.video.geometry`), decoding and encoding (:mod:`captum_3dcam.video.io`), sliding
+windows over long videos (:mod:`captum_3dcam.video.windows`).
 """
-from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple, Union
-
+import copy
 import math
 import numbers
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from .._utils import checked_boxes, compute_dtype
+from .geometry import ClipGeometry
 
 __all__ = [
-    "ClipGeometry", "centre_frame_indices", "preprocess_clip", "preprocess_i3d", "preprocess_resnext",
+    "centre_frame_indices", "preprocess_clip", "preprocess_i3d", "preprocess_resnext",
     "preprocess_torchvision", "frames_to_clip", "I3D_MIN_FRAMES", "ACTIVITYNET_MEAN", "SYNTHETIC_MEAN", "SYNTHETIC_STD",
 ]
 
@@ -31,123 +29,6 @@ I3D_MIN_FRAMES, _CHUNK = 9, 32  # _CHUNK: frames resized at once in preprocess_c
 ACTIVITYNET_MEAN = (114.7748, 107.7354, 99.4750)  #: Hara et al.'s (RGB, 0-255), subtracted from ResNeXt inputs
 #: SyntheticActions' intensity mapping (the small model's input): ``clip = (rgb - MEAN) / STD``, rgb in [0, 1].
 SYNTHETIC_MEAN, SYNTHETIC_STD = 0.5, 0.25
-
-
-@dataclass(frozen=True)
-class ClipGeometry:
-    """How a clip at model resolution sits in the original video.
-
-    Attributes:
-        frame_size: original ``(H, W)``.
-        resized_size: ``(H_r, W_r)`` after the short-side resize.
-        crop_box: ``(x1, y1, x2, y2)`` of the centre crop in resized pixels (pixel edges).
-        frame_indices: the original frame index of each clip frame (a ``range`` of length ``T``).
-
-    A model-resolution pixel-edge coordinate ``(u, v)`` maps to the original frame's
-    ``x = (u + crop_x1) * W / W_r``, ``y = (v + crop_y1) * H / H_r``.
-    """
-
-    frame_size: Tuple[int, int]
-    resized_size: Tuple[int, int]
-    crop_box: Tuple[int, int, int, int]
-    frame_indices: range
-
-    @property
-    def crop_size(self) -> Tuple[int, int]:
-        """``(h, w)`` of the model input."""
-        x1, y1, x2, y2 = self.crop_box
-        return (y2 - y1, x2 - x1)
-
-    def _scale(self, device, dtype) -> torch.Tensor:
-        (h, w), (hr, wr) = self.frame_size, self.resized_size
-        return torch.tensor([w / wr, h / hr, w / wr, h / hr], device=device, dtype=dtype)
-
-    def boxes_to_frame(self, boxes: torch.Tensor) -> torch.Tensor:
-        """Boxes at model resolution -> original frame pixels.
-
-        Args:
-            boxes: ``(..., 4)`` ``(x1, y1, x2, y2)`` in model-input pixel-edge coordinates;
-                NaN rows (no box) stay NaN.
-
-        Shape:
-            ``(..., 4) -> (..., 4)``, float32 (float64 for float64 boxes; half precision would
-            round frame coordinates above 2048).
-        """
-        boxes = _as_boxes(boxes)
-        x1, y1, _, _ = self.crop_box
-        offset = torch.tensor([x1, y1, x1, y1], device=boxes.device, dtype=boxes.dtype)
-        return (boxes + offset) * self._scale(boxes.device, boxes.dtype)
-
-    def boxes_from_frame(self, boxes: torch.Tensor) -> torch.Tensor:
-        """Original-frame boxes (e.g. ground truth) -> model-input coordinates, clipped to the crop.
-
-        A box entirely outside the crop collapses to zero width or height. NaN rows stay NaN.
-
-        Shape:
-            ``(..., 4) -> (..., 4)``, float32 (float64 for float64 boxes).
-        """
-        boxes = _as_boxes(boxes)
-        x1, y1, _, _ = self.crop_box
-        h, w = self.crop_size
-        offset = torch.tensor([x1, y1, x1, y1], device=boxes.device, dtype=boxes.dtype)
-        out = boxes / self._scale(boxes.device, boxes.dtype) - offset
-        upper = torch.tensor([w, h, w, h], device=boxes.device, dtype=boxes.dtype)
-        return torch.minimum(torch.clamp(out, min=0), upper)  # NaN propagates through both
-
-    def maps_to_frame(self, maps: torch.Tensor, outside: Union[float, str] = "min") -> torch.Tensor:
-        """Maps at model resolution -> original frame pixels, each frame's minimum outside the crop.
-
-        Each original pixel centre ``x + 0.5`` is mapped into the crop and the map is sampled
-        there bilinearly (edge values held up to the crop border); pixels whose centre falls
-        outside the crop get ``outside``. Maps of another spatial size than the crop are first
-        treated as covering the crop exactly. Time is unchanged (see :attr:`frame_indices`).
-
-        Args:
-            maps: ``(N, 1, T, h, w)`` or ``(N, T, h, w)``, on any device; sampled in float32 when
-                in half precision and returned in their own dtype (float32 for integer maps).
-            outside: the value of the pixels the model never saw: ``"min"`` (the default: each
-                frame's minimum, so that every box threshold, relative to the maximum or to the
-                range as ``attribution_to_boxes(..., relative_to="range")``, sees exactly the
-                values of the crop and gives the boxes it gives at model resolution), or a number
-                (e.g. ``0.0`` for pictures).
-
-        Shape:
-            ``(N, 1, T, h, w) -> (N, 1, T, H, W)``; ``(N, T, h, w) -> (N, T, H, W)``.
-        """
-        if not isinstance(maps, torch.Tensor):
-            raise TypeError(f"maps: expected a torch.Tensor, got {type(maps).__name__}")
-        if maps.dim() not in (4, 5) or (maps.dim() == 5 and maps.shape[1] != 1):
-            raise ValueError(f"maps: expected (N, 1, T, h, w) or (N, T, h, w), got {tuple(maps.shape)}")
-        lead = maps.shape[:-2]
-        out_dtype = maps.dtype if maps.is_floating_point() else torch.float32
-        flat = maps.reshape(-1, 1, *maps.shape[-2:])
-        flat = flat.to(compute_dtype(flat.dtype))  # half-precision pixel coordinates are off by 2 above 2048
-        (h, w), (hr, wr) = self.frame_size, self.resized_size
-        cx1, cy1, cx2, cy2 = self.crop_box
-        dev, dt = flat.device, flat.dtype
-        # pixel centres of the original frame, in resized pixels, then normalized to the crop [-1, 1]
-        xs = ((torch.arange(w, device=dev, dtype=dt) + 0.5) * (wr / w) - cx1) / (cx2 - cx1) * 2 - 1
-        ys = ((torch.arange(h, device=dev, dtype=dt) + 0.5) * (hr / h) - cy1) / (cy2 - cy1) * 2 - 1
-        grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)  # (H, W, 2) as (x, y)
-        grid = grid.unsqueeze(0).expand(flat.shape[0], h, w, 2)
-        sampled = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        inside = (xs.abs() <= 1)[None, :] & (ys.abs() <= 1)[:, None]
-        if isinstance(outside, str):
-            if outside != "min":
-                raise ValueError(f"outside: expected a number or 'min', got {outside!r}")
-            fill = flat.amin(dim=(-2, -1), keepdim=True) if flat.numel() else flat.new_zeros(())
-        elif isinstance(outside, (int, float)) and not isinstance(outside, bool) and math.isfinite(outside):
-            fill = torch.full((), float(outside), dtype=dt, device=dev)
-        else:
-            raise (ValueError if isinstance(outside, float) else TypeError)(
-                f"outside: expected a finite number or 'min', got {type(outside).__name__} {outside!r:.40}")
-        return torch.where(inside, sampled, fill).reshape(*lead, h, w).to(out_dtype)
-
-
-def _as_boxes(boxes) -> torch.Tensor:
-    """Checked boxes in float32 (float64 stays float64): the frame's pixel coordinates."""
-    checked_boxes(boxes, "boxes")
-    return boxes.to(compute_dtype(boxes.dtype))
 
 
 def _check_frames(frames) -> None:
@@ -194,6 +75,12 @@ def _check_sizes(short_side, crop_size, scale, mean, std, min_frames) -> None:
             raise ValueError(f"{name}: expected {what} (R, G, B), got {values}")
 
 
+def _check_crop(crop) -> None:
+    if not isinstance(crop, bool):
+        raise TypeError(f"crop: expected True (centre crop) or False (the whole frame), got {type(crop).__name__} "
+                        f"{crop!r:.40}")
+
+
 def centre_frame_indices(total: int, num_frames: Optional[int]) -> range:
     """Indices of the centre ``num_frames`` of ``total`` frames (all of them when ``None``).
 
@@ -221,8 +108,9 @@ def preprocess_clip(
     std: Sequence[float],
     num_frames: Optional[int] = None,
     min_frames: int = 1,
+    crop: bool = True,
 ) -> Tuple[torch.Tensor, ClipGeometry]:
-    """Centre frames in time, resize the short side, centre-crop, normalize.
+    """Centre frames in time, resize the short side, centre-crop (unless ``crop=False``), normalize.
 
     ``clip = (frames * scale - mean) / std`` per RGB channel, after a bilinear (antialiased)
     resize of the short side to ``short_side`` (the long side to ``round(long * short_side / short)``)
@@ -236,16 +124,19 @@ def preprocess_clip(
         scale, mean, std: normalization: ``scale > 0``, three finite ``mean``, three ``std > 0``.
         num_frames: keep the centre ``num_frames`` (``None``: every frame).
         min_frames: the fewest frames the model accepts.
+        crop: ``False`` keeps the whole resized frame (no crop; ``crop_size`` is still checked):
+            the clip is ``(1, 3, T', H_r, W_r)`` and ``geometry.crop_box`` is ``(0, 0, W_r, H_r)``.
 
     Returns:
         ``(clip, geometry)``: ``clip`` ``(1, 3, T', crop_size, crop_size)`` float32 on ``frames``'s
-        device, and a :class:`ClipGeometry`.
+        device (``crop=False``: ``(1, 3, T', H_r, W_r)``), and a :class:`ClipGeometry`.
 
     Shape:
-        ``(T, H, W, 3)`` -> ``(1, 3, T', crop_size, crop_size)``
+        ``(T, H, W, 3)`` -> ``(1, 3, T', crop_size, crop_size)``; ``crop=False``: ``(1, 3, T', H_r, W_r)``
     """
     _check_frames(frames)
     _check_sizes(short_side, crop_size, scale, mean, std, min_frames)
+    _check_crop(crop)
     total, h, w, _ = frames.shape
     indices = centre_frame_indices(total, num_frames)
     if len(indices) < min_frames:
@@ -254,67 +145,74 @@ def preprocess_clip(
         hr, wr = short_side, max(int(round(w * short_side / h)), short_side)
     else:
         hr, wr = max(int(round(h * short_side / w)), short_side), short_side
-    top, left = (hr - crop_size) // 2, (wr - crop_size) // 2
+    ch, cw = (crop_size, crop_size) if crop else (hr, wr)
+    top, left = (hr - ch) // 2, (wr - cw) // 2
     mean_t = torch.tensor(mean, dtype=torch.float32, device=frames.device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32, device=frames.device).view(1, 3, 1, 1)
-    clip = torch.empty(1, 3, len(indices), crop_size, crop_size, dtype=torch.float32, device=frames.device)
+    clip = torch.empty(1, 3, len(indices), ch, cw, dtype=torch.float32, device=frames.device)
     for start in range(0, len(indices), _CHUNK):  # a few frames at a time: bounded float memory
         stop = min(start + _CHUNK, len(indices))
         x = frames[indices[start] : indices[stop - 1] + 1].permute(0, 3, 1, 2).float()  # (t, 3, H, W)
         if (hr, wr) != (h, w):
             x = F.interpolate(x, size=(hr, wr), mode="bilinear", align_corners=False, antialias=True)
-        x = x[:, :, top : top + crop_size, left : left + crop_size]
+        x = x[:, :, top : top + ch, left : left + cw]
         clip[0, :, start:stop] = ((x * scale - mean_t) / std_t).permute(1, 0, 2, 3)
     geometry = ClipGeometry(
         frame_size=(int(h), int(w)),
         resized_size=(hr, wr),
-        crop_box=(left, top, left + crop_size, top + crop_size),
+        crop_box=(left, top, left + cw, top + ch),
         frame_indices=indices,
     )
     return clip, geometry
 
 
-def preprocess_i3d(frames: torch.Tensor, num_frames: Optional[int] = None) -> Tuple[torch.Tensor, ClipGeometry]:
+def preprocess_i3d(frames: torch.Tensor, num_frames: Optional[int] = None, *,
+                   crop: bool = True) -> Tuple[torch.Tensor, ClipGeometry]:
     """DeepMind I3D input: short side 256, centre crop 224, RGB in ``[-1, 1]`` (``x / 127.5 - 1``).
 
     Args:
         frames: ``(T, H, W, 3)`` RGB ``uint8`` (see :func:`read_video`); float frames must be on the
             0-255 scale (frames in ``[0, 1]`` are refused, not silently darkened).
         num_frames: keep the centre ``num_frames`` (e.g. 64); ``None`` keeps all. I3D needs >= 9.
+        crop: ``False``: the whole frame, short side 256 (I3D averages its logits over space, so
+            it takes any size): ``(1, 3, T', 256, W_r)`` for a landscape frame.
 
     Returns:
-        ``(clip (1, 3, T', 224, 224), geometry)``.
+        ``(clip (1, 3, T', 224, 224), geometry)`` (``crop=False``: ``(1, 3, T', H_r, W_r)``).
 
     Shape:
-        ``(T, H, W, 3)`` uint8 -> ``(1, 3, T', 224, 224)``
+        ``(T, H, W, 3)`` uint8 -> ``(1, 3, T', 224, 224)``; ``crop=False``: ``(1, 3, T', H_r, W_r)``
     """
     return preprocess_clip(
         frames, short_side=256, crop_size=224, scale=1 / 127.5, mean=(1.0, 1.0, 1.0), std=(1.0, 1.0, 1.0),
-        num_frames=num_frames, min_frames=I3D_MIN_FRAMES,
+        num_frames=num_frames, min_frames=I3D_MIN_FRAMES, crop=crop,
     )
 
 
-def preprocess_resnext(frames: torch.Tensor, num_frames: Optional[int] = 16) -> Tuple[torch.Tensor, ClipGeometry]:
+def preprocess_resnext(frames: torch.Tensor, num_frames: Optional[int] = 16, *,
+                       crop: bool = True) -> Tuple[torch.Tensor, ClipGeometry]:
     """Hara et al.'s 3D ResNeXt input: short side 112, centre crop 112, 0-255 minus the ActivityNet mean.
 
     Args:
         frames: ``(T, H, W, 3)`` RGB ``uint8`` (floats on the 0-255 scale; ``[0, 1]`` is refused).
         num_frames: keep the centre ``num_frames`` (16 as in training); ``None`` keeps all.
+        crop: ``False``: the whole frame, short side 112. Hara et al.'s network has a head of
+            fixed size (16 x 112 x 112): such a clip does not go through it.
 
     Returns:
-        ``(clip (1, 3, T', 112, 112), geometry)``.
+        ``(clip (1, 3, T', 112, 112), geometry)`` (``crop=False``: ``(1, 3, T', H_r, W_r)``).
 
     Shape:
-        ``(T, H, W, 3)`` uint8 -> ``(1, 3, T', 112, 112)``
+        ``(T, H, W, 3)`` uint8 -> ``(1, 3, T', 112, 112)``; ``crop=False``: ``(1, 3, T', H_r, W_r)``
     """
     return preprocess_clip(
         frames, short_side=112, crop_size=112, scale=1.0, mean=ACTIVITYNET_MEAN, std=(1.0, 1.0, 1.0),
-        num_frames=num_frames,
+        num_frames=num_frames, crop=crop,
     )
 
 
 def preprocess_torchvision(
-    frames: torch.Tensor, transform, num_frames: Optional[int] = None, min_frames: int = 1,
+    frames: torch.Tensor, transform, num_frames: Optional[int] = None, min_frames: int = 1, *, crop: bool = True,
 ) -> Tuple[torch.Tensor, ClipGeometry]:
     """A torchvision video model's input through its weights' own transforms, with the geometry back.
 
@@ -322,7 +220,9 @@ def preprocess_torchvision(
     resize to ``resize_size``, centre crop ``crop_size``, ``/ 255``, normalize by the Kinetics mean
     and std). It is applied as it is, 32 frames at a time; this function only adds the
     :class:`ClipGeometry` of that resize and crop (torchvision's rounding of the crop offset), so
-    maps and boxes map back to the frame. torchvision itself is not imported here.
+    maps and boxes map back to the frame. torchvision itself is not imported here. With
+    ``crop=False`` a copy of ``transform`` whose ``crop_size`` is the resized frame's runs instead
+    (its centre crop keeps everything): the same resize and normalization, the whole frame.
 
     Args:
         frames: ``(T, H, W, 3)`` RGB ``uint8`` (what :func:`~captum_3dcam.video.io.read_video` returns).
@@ -330,14 +230,16 @@ def preprocess_torchvision(
             ``resize_size``, ``crop_size`` and a ``(T, C, H, W) -> (C, T, h, w)`` call).
         num_frames: keep the centre ``num_frames`` (``None``: every frame).
         min_frames: the fewest frames the model accepts (S3D: 14).
+        crop: ``False``: no crop, the clip is ``(1, 3, T', H_r, W_r)``, ``(H_r, W_r)`` the resized frame.
 
     Returns:
-        ``(clip (1, 3, T', h, w), geometry)``, ``(h, w) = crop_size``.
+        ``(clip (1, 3, T', h, w), geometry)``, ``(h, w) = crop_size`` (``crop=False``: ``(H_r, W_r)``).
 
     Shape:
         ``(T, H, W, 3)`` uint8 -> ``(1, 3, T', h, w)``
     """
     _check_frames(frames)
+    _check_crop(crop)
     if frames.dtype != torch.uint8:
         raise TypeError(f"frames: torchvision's video transforms expect uint8 frames, got {frames.dtype}")
     for attribute in ("resize_size", "crop_size"):
@@ -356,6 +258,9 @@ def preprocess_torchvision(
         hr, wr = (size[0], int(size[0] * w / h)) if h <= w else (int(size[0] * h / w), size[0])
     if ch > hr or cw > wr:
         raise ValueError(f"transform: crop {ch}x{cw} is larger than the resized frame {hr}x{wr}")
+    if not crop:  # the weights' own transform, its centre crop the whole resized frame
+        transform, (ch, cw) = copy.copy(transform), (hr, wr)
+        transform.crop_size = [hr, wr]
     top, left = int(round((hr - ch) / 2.0)), int(round((wr - cw) / 2.0))  # torchvision's center_crop
     chunks = []
     for start in range(0, len(indices), _CHUNK):

@@ -30,7 +30,7 @@ import torch
 
 from .._utils import progress_bar
 from ..localization.boxes import attribution_to_boxes
-from .preprocess import ClipGeometry
+from .geometry import ClipGeometry
 from .windows import WindowCam, add_window, sliding_windows, taper_for, window_mean
 
 __all__ = ["frame_chunks", "WindowStream", "explain_stream", "MapsWriter"]
@@ -151,9 +151,11 @@ def explain_stream(net, layers, source: Callable[[], Iterable[Chunk]], *, preset
         preset: a preset (:func:`captum_3dcam.attr.presets.get_preset`): its ``"attribute"`` and ``"boxes"``.
         clip_len, stride, batch_size, dtype, target, counterfactual: as
             :func:`~captum_3dcam.video.windows.attribute_windows` (``stride`` default ``clip_len // 2``).
-        sink: ``sink(start, maps (1, 1, n, h, w), boxes (n, 4), geometry)`` for frames ``start ..
+        sink: ``sink(start, maps (1, C, n, h, w), boxes (n, 4), geometry)`` for frames ``start ..
             start + n - 1``, in order, each frame once: its stitched map at model resolution and its
-            box in the original frame's pixels (NaN rows: no box).
+            box in the original frame's pixels (NaN rows: no box). ``C = 1``, or for a model of
+            input pathways (:class:`~captum_3dcam.video.windows.WindowCam`: SlowFast) ``1 + P``:
+            the map of all layers (the boxes' map), then one per pathway.
         progress: a progress bar over the explained batches of windows.
 
     Cost: with ``target=None`` the class is the argmax of every window's mean softmax, known only
@@ -189,7 +191,7 @@ def explain_stream(net, layers, source: Callable[[], Iterable[Chunk]], *, preset
                 return
             n = upto - lo
             maps = window_mean(total[:, :, :n], count[:, :, :n])
-            boxes = stream.geometry.boxes_to_frame(attribution_to_boxes(maps, **preset["boxes"]))[0]
+            boxes = stream.geometry.boxes_to_frame(attribution_to_boxes(maps[:, :1], **preset["boxes"]))[0]
             sink(lo, maps, boxes, stream.geometry)
             total, count, lo = total[:, :, n:], count[:, :, n:], upto
 

@@ -201,6 +201,18 @@ class _OutputCapture:
         self._handle.remove()
 
 
+class _Inputs(torch.nn.Module):
+    """``forward(*inputs)`` of a one-clip model made of input pathways (``model.forward_inputs``):
+    what the attribution differentiates, so each pathway's layers map to their own input."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs):
+        return self.model.forward_inputs(*inputs)
+
+
 class WindowCam:
     """3DCam of batches of windows with the logits of the same pass (what every windowed explainer shares).
 
@@ -208,18 +220,32 @@ class WindowCam:
     (B, K))``, float32, under ``torch.autocast`` for ``dtype="bfloat16"`` (the logits of the clip the
     model saw: with ``temporal_margin``, the padded window). ``logits(x)``: a forward pass only
     (``no_grad``, the same autocast, the same padding), ``(B, K)`` float32. Call :meth:`close` when done.
+
+    A model fed one clip but made of several input pathways (SlowFast: a slow and a fast clip packed
+    from the window) says so with two methods, ``split_inputs(clip) -> (x_1, ..., x_P)`` and
+    ``forward_inputs(x_1, ..., x_P) -> logits`` (``forward(clip)`` being the two in turn). The
+    window is then explained the Captum way, one map per pathway (each layer on the pathway it
+    belongs to, :mod:`captum_3dcam.attr.layer_inputs`), all on the window's grid, and ``maps`` is
+    ``(B, 1 + P, clip_len, h, w)``: channel 0 their sum (the map of all layers), then one per pathway.
     """
 
     def __init__(self, model, layers, *, counterfactual: bool = False, dtype: str = "float32",
                  **attribute_kwargs) -> None:
         self.model, self.dtype, self.kwargs = model, dtype, attribute_kwargs
-        self.cam = (Counterfactual3DCam if counterfactual else GlobalLocal3DCam)(model, layers)
-        self.capture = _OutputCapture(model)
+        self.split = getattr(model, "split_inputs", None) if hasattr(model, "forward_inputs") else None
+        forward = model if self.split is None else _Inputs(model)
+        self.cam = (Counterfactual3DCam if counterfactual else GlobalLocal3DCam)(forward, layers)
+        self.capture = _OutputCapture(forward)
 
     def explain(self, x: torch.Tensor, target):
         with autocast(x.device, self.dtype):
-            out = self.cam.attribute(x, target=target, **self.kwargs)
-        return out.float(), self.capture.output.float()
+            if self.split is None:
+                out = self.cam.attribute(x, target=target, **self.kwargs).float()
+            else:
+                parts = self.cam.attribute(tuple(self.split(x)), target=target, output_size=tuple(x.shape[2:]),
+                                           **self.kwargs)
+                out = torch.cat([sum(parts)] + list(parts), dim=1).float()
+        return out, self.capture.output.float()
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         # the clip the attribution pass shows the model: with a temporal margin, the padded window
