@@ -177,6 +177,20 @@ def test_windows_of_a_one_clip_model_with_pathways_give_one_map_per_pathway():
     assert sum(len(m._forward_hooks) for m in model.modules()) == 0
 
 
+def test_window_logits_are_those_of_the_attribution_pass_with_a_margin():
+    """The class-choosing forward pass sees what the attribution pass sees: each pathway padded alike."""
+    from captum_3dcam.video.windows import WindowCam
+
+    model = seeded(OneClip)
+    clip = torch.randn(2, 3, 8, 32, 32)
+    cam = WindowCam(model, [model.slow2, model.fast2], temporal_margin=3)
+    try:
+        _, logits = cam.explain(clip, 1)
+        torch.testing.assert_close(cam.logits(clip), logits)
+    finally:
+        cam.close()
+
+
 def test_explain_writes_each_pathways_maps_boxes_and_pictures(tmp_path, monkeypatch):
     """``explain`` on a one-clip model of two input pathways: the map of all layers, and each pathway's."""
     pytest.importorskip("av")

@@ -16,7 +16,7 @@ import torch
 from .._utils import progress_bar
 from .._utils import autocast
 from ..attr.attribution import Counterfactual3DCam, GlobalLocal3DCam
-from ..attr.padding import pad_time
+from ..attr.padding import input_margins, pad_time
 
 __all__ = ["sliding_windows", "stitch_windows", "apply_sliding_windows", "attribute_windows", "window_taper"]
 
@@ -249,9 +249,14 @@ class WindowCam:
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         # the clip the attribution pass shows the model: with a temporal margin, the padded window
+        # (of each pathway, padded as the attribution pads its inputs)
         margin = self.kwargs.get("temporal_margin", 0)
         with torch.no_grad(), autocast(x.device, self.dtype):
-            return self.model(pad_time(x, margin)).float()
+            if self.split is None:
+                return self.model(pad_time(x, margin)).float()
+            parts = self.split(x)
+            margins = input_margins(margin, [p.shape[2] for p in parts])
+            return self.model.forward_inputs(*(pad_time(p, m) for p, m in zip(parts, margins))).float()
 
     def close(self) -> None:
         self.capture.close()
