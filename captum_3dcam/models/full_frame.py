@@ -35,7 +35,7 @@ def _input_size(spec: ModelSpec) -> str:
     try:
         clip, _ = spec.preprocess(torch.zeros(max(1, int(spec.min_frames)), 2, 2, 3, dtype=torch.uint8))
         return f" ({spec.clip_len} x {clip.shape[-2]} x {clip.shape[-1]})"
-    except Exception:  # noqa: BLE001  (the size is only a detail of the message)
+    except (ImportError, ValueError, TypeError):  # an optional package missing: the size is only a detail
         return ""
 
 
