@@ -295,16 +295,21 @@ def test_folder_dataset_class_subfolders(tmp_path):
 
 
 @pytest.fixture()
-def one_thread():
-    """One CPU thread: bfloat16 autocast on a loaded 2-core machine once gave non-finite weights at lr
-    0.001 in a full run (not reproduced alone or in 4 repeats): the run's numbers, not the threads', are tested."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def without_onednn():
+    """PyTorch's own bfloat16 kernels, not oneDNN's. Twice in full-suite runs (once in CI, at one
+    thread) this run's first step left non-finite weights at lr 0.001, from a finite loss; it never
+    came back alone (15 repeats), in two full suites, or with glibc's MALLOC_PERTURB_ poisoning fresh
+    memory. A kernel reading memory it did not write fits; oneDNN's bfloat16 matmul is known to
+    (uxlfoundation/oneDNN#5717). This test is about the run's bookkeeping (bfloat16 passes, float32
+    weights), not the kernel library; a run that does diverge stops with a TrainingDivergedError
+    (``test_a_learning_rate_that_blows_the_weights_up_stops_training``)."""
+    enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
     yield
-    torch.set_num_threads(threads)
+    torch.backends.mkldnn.enabled = enabled
 
 
-def test_bfloat16_autocast_trains(tmp_path, one_thread):
+def test_bfloat16_autocast_trains(tmp_path, without_onednn):
     result = run_train("synthetic", out=tmp_path, model="small", gates="last", epochs=1, dtype="bfloat16",
                        **{**TINY, "train_videos": 4, "test_videos": 2})
     assert result["history"][0]["train_loss"] > 0
