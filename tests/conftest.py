@@ -58,6 +58,13 @@ def small_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture
+def torch_hub(tmp_path, monkeypatch):
+    """An empty torch hub cache (TORCH_HOME) for this test."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+@pytest.fixture
 def unwritable(tmp_path):
     """A folder nobody may create entries in (root ignores permissions: sysfs refuses even root)."""
     if os.geteuid() != 0:

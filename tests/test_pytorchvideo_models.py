@@ -172,13 +172,6 @@ def test_pytorchvideo_skeleton_sizes_and_presets_on_the_meta_device(arch):
 
 
 # ----------------------------------------------------------------------------- weights
-@pytest.fixture
-def torch_hub(tmp_path, monkeypatch):
-    """An empty torch hub cache (TORCH_HOME) for this test."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    return tmp_path / "torch" / "hub" / "checkpoints"
-
-
 @needs_pytorchvideo
 def test_pytorchvideo_missing_weights_say_where_to_get_them(torch_hub):
     from captum_3dcam.models import load_model, pytorchvideo_weights_file

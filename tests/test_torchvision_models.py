@@ -109,15 +109,8 @@ def test_torchvision_presets_explain_every_model(arch):
     assert bool((maps > 0).any()) and torch.isfinite(maps).all()
 
 
-@pytest.fixture
-def torchvision_hub(tmp_path, monkeypatch):
-    """An empty torch hub cache (TORCH_HOME) for this test."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    return tmp_path / "torch" / "hub" / "checkpoints"
-
-
 @needs_torchvision
-def test_torchvision_weights_from_a_local_checkpoint(tmp_path, torchvision_hub):
+def test_torchvision_weights_from_a_local_checkpoint(tmp_path, torch_hub):
     from torchvision.models.video import r3d_18
 
     from captum_3dcam.models import load_model
@@ -137,7 +130,7 @@ def test_torchvision_weights_from_a_local_checkpoint(tmp_path, torchvision_hub):
 
 
 @needs_torchvision
-def test_torchvision_weights_from_the_hub_cache_and_a_clear_message_without(torchvision_hub):
+def test_torchvision_weights_from_the_hub_cache_and_a_clear_message_without(torch_hub):
     from torchvision.models.video import mc3_18
 
     from captum_3dcam.models import load_model
@@ -147,7 +140,7 @@ def test_torchvision_weights_from_the_hub_cache_and_a_clear_message_without(torc
         load_model("torchvision:mc3_18")
     assert "get_state_dict" in str(exc.value) and "--checkpoint" in str(exc.value)
     path = torchvision_weights_file("mc3_18")
-    assert path.parent == torchvision_hub
+    assert path.parent == torch_hub
     path.parent.mkdir(parents=True)
     torch.save(mc3_18(weights=None).state_dict(), path)
     assert load_model("torchvision:mc3_18").fc.out_features == 400
@@ -155,7 +148,7 @@ def test_torchvision_weights_from_the_hub_cache_and_a_clear_message_without(torc
 
 @needs_torchvision
 @pytest.mark.slow
-def test_torchvision_explain_command_end_to_end(tmp_path, torchvision_hub):
+def test_torchvision_explain_command_end_to_end(tmp_path, torch_hub):
     from torchvision.models.video import r3d_18
 
     from captum_3dcam import cli
